@@ -1,0 +1,45 @@
+"""Analyse a recorded class video into a session: the core of `python -m emotion analyze` and the page's upload."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from emotion.aggregate import MoodAggregator
+from emotion.classifier import EmotionClassifier
+from emotion.detect import DetectorSettings, FaceDetector
+from emotion.pipeline import FramePipeline
+from emotion.video import probe, read_frames
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    analysis_fps: float = 4.0  # frames of video analysed per second (0 = every `every`-th frame)
+    every: int = 1
+    detect_every: int = 1
+    minute_seconds: float = 60.0
+    aggregation: str = "mean"
+    detector: DetectorSettings = DetectorSettings()
+
+
+def make_aggregator(classifier: EmotionClassifier, settings: AnalysisSettings) -> MoodAggregator:
+    confusion = classifier.metadata.get("validation", {}).get("confusion_matrix")
+    return MoodAggregator(settings.minute_seconds, settings.aggregation, confusion)
+
+
+def analyze_video(path: str | Path, classifier: EmotionClassifier, settings: AnalysisSettings = AnalysisSettings(),
+                  progress: Callable[[float, float | None], None] | None = None,
+                  on_frame: Callable | None = None) -> FramePipeline:
+    """Run the pipeline over a video file; `progress(seconds_done, duration)` is called per frame.
+    Returns the pipeline, whose aggregator holds the minutes and whose timer the stage times."""
+    duration = probe(path).duration
+    pipeline = FramePipeline(classifier, make_aggregator(classifier, settings),
+                             detector=FaceDetector(settings.detector), detect_every=settings.detect_every)
+    frames = read_frames(path, every=settings.every, fps=settings.analysis_fps or None)
+    for seconds, frame in frames:
+        faces = pipeline(frame, seconds)
+        if on_frame:
+            on_frame(frame, faces)
+        if progress:
+            progress(seconds, duration)
+    return pipeline

@@ -1,0 +1,154 @@
+"""Command line: `python -m emotion analyze VIDEO --csv OUT.csv` and `python -m emotion sessions ...`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from emotion.session_csv import STUDENT_COLUMNS, minute_rows, student_rows, to_csv_bytes
+
+
+def _store():
+    from emotion.settings import database_url
+    from emotion.store import SessionStore
+
+    return SessionStore(database_url())
+
+
+def cmd_analyze(args) -> int:
+    from emotion.analyze import AnalysisSettings, analyze_video
+    from emotion.classifier import EmotionClassifier
+    from emotion.detect import DetectorSettings
+    from emotion.recorder import SessionRecorder
+
+    classifier = EmotionClassifier.load(args.weights)
+    settings = AnalysisSettings(analysis_fps=0 if args.every else args.fps, every=args.every or 1,
+                                detect_every=args.detect_every, minute_seconds=args.minute_seconds,
+                                aggregation=args.aggregation,
+                                detector=DetectorSettings(min_face_size=args.min_face))
+    started = datetime.now(timezone.utc)
+    print(f"analysing {args.video} with {classifier.name} "
+          f"(val accuracy {classifier.val_accuracy or 'unknown'})", file=sys.stderr)
+    shown = {"at": -10.0}
+
+    def progress(seconds: float, duration: float | None) -> None:
+        if seconds - shown["at"] >= 10:
+            shown["at"] = seconds
+            total = f"/{duration:.0f}" if duration else ""
+            print(f"  {seconds:.0f}{total} s of video", file=sys.stderr, flush=True)
+
+    clock = datetime.now(timezone.utc)
+    pipeline = analyze_video(args.video, classifier, settings, progress=progress)
+    elapsed = (datetime.now(timezone.utc) - clock).total_seconds()
+    minutes = pipeline.aggregator.minutes()
+    session_id = "unsaved"
+    if not args.no_store:
+        store = _store()
+        session_id = store.create_session(
+            title=args.title or Path(args.video).stem, source_kind="video", source_name=Path(args.video).name,
+            started_at=started, minute_seconds=settings.minute_seconds, model_name=classifier.name,
+            model_meta={"val_accuracy": classifier.val_accuracy}, settings=asdict(settings))
+        SessionRecorder(store, session_id, pipeline.aggregator).finish()
+    rows = minute_rows(session_id, started, minutes, settings.minute_seconds)
+    Path(args.csv).write_bytes(to_csv_bytes(rows))
+    if args.students:
+        Path(args.students).write_bytes(
+            to_csv_bytes(student_rows(session_id, pipeline.aggregator.student_minutes()), STUDENT_COLUMNS))
+    timer = pipeline.timer
+    stages = ", ".join(f"{k} {v:.0f} ms" for k, v in timer.per_frame_ms().items())
+    print(f"{timer.frames} frames, {timer.faces} faces, {len(minutes)} minute(s) in {elapsed:.1f} s "
+          f"({timer.frames / max(elapsed, 1e-9):.1f} frames/s; per frame: {stages})", file=sys.stderr)
+    if timer.faces == 0:
+        print("warning: no faces were found in this video", file=sys.stderr)
+    print(f"session {session_id}: wrote {args.csv}", file=sys.stderr)
+    return 0
+
+
+def cmd_sessions_list(args) -> int:
+    sessions = _store().list_sessions()
+    if not sessions:
+        print("no sessions stored yet")
+        return 0
+    print(f"{'id':12}  {'started (UTC)':19}  {'status':11}  {'source':8}  title")
+    for s in sessions:
+        print(f"{s.id:12}  {s.started_at:%Y-%m-%d %H:%M:%S}  {s.status:11}  {s.source_kind:8}  {s.title}")
+    return 0
+
+
+def cmd_sessions_export(args) -> int:
+    store = _store()
+    info = store.latest() if args.latest else store.get(args.session_id)
+    rows = minute_rows(info.id, info.started_at, store.minutes(info.id), info.minute_seconds)
+    Path(args.csv).write_bytes(to_csv_bytes(rows))
+    if args.students:
+        Path(args.students).write_bytes(to_csv_bytes(student_rows(info.id, store.student_minutes(info.id)),
+                                                     STUDENT_COLUMNS))
+    print(f"session {info.id} ({info.title}): {len(rows)} minute(s) written to {args.csv}", file=sys.stderr)
+    return 0
+
+
+def cmd_sessions_import(args) -> int:
+    from emotion.session_csv import parse_session_csv
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    imported = parse_session_csv(path.read_bytes(), path.name)
+    session_id = _store().import_session(imported, title=args.title or path.stem, source_name=path.name)
+    print(f"imported {len(imported.minutes)} minute(s) as session {session_id}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m emotion", description="Class Mood from the command line")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    analyze = commands.add_parser("analyze", help="analyse a recorded class video into a per-minute session CSV")
+    analyze.add_argument("video", help="mp4, webm, mkv or mov file")
+    analyze.add_argument("--csv", required=True, help="where to write the per-minute session CSV")
+    analyze.add_argument("--students", help="also write the per-student-per-minute CSV here")
+    analyze.add_argument("--weights", help="model file (default: the active model, see weights/)")
+    analyze.add_argument("--every", type=int, default=0, help="analyse every Nth frame (overrides --fps)")
+    analyze.add_argument("--fps", type=float, default=4.0, help="frames per second of video to analyse")
+    analyze.add_argument("--detect-every", type=int, default=1, help="run the face detector on every Nth analysed frame")
+    analyze.add_argument("--min-face", type=int, default=40, help="smallest face side in px to detect")
+    analyze.add_argument("--minute-seconds", type=float, default=60.0, help="length of a 'minute' in seconds")
+    analyze.add_argument("--aggregation", choices=["top", "mean", "corrected"], default="mean",
+                         help="how a minute's shares are computed (see emotion/aggregate.py)")
+    analyze.add_argument("--title", help="session title (default: the file name)")
+    analyze.add_argument("--no-store", action="store_true", help="do not store the session in the database")
+    analyze.set_defaults(run=cmd_analyze)
+
+    sessions = commands.add_parser("sessions", help="stored sessions").add_subparsers(dest="action", required=True)
+    sessions.add_parser("list", help="list stored sessions").set_defaults(run=cmd_sessions_list)
+    export = sessions.add_parser("export", help="write a session's CSV")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("session_id", nargs="?")
+    target.add_argument("--latest", action="store_true", help="the most recent session")
+    export.add_argument("--csv", required=True)
+    export.add_argument("--students", help="also write the per-student CSV here")
+    export.set_defaults(run=cmd_sessions_export)
+    importer = sessions.add_parser("import", help="validate and store a session CSV")
+    importer.add_argument("file")
+    importer.add_argument("--title")
+    importer.set_defaults(run=cmd_sessions_import)
+    return parser
+
+
+def main(argv=None) -> int:
+    from emotion.model_io import ModelFileError
+    from emotion.session_csv import SessionCsvError
+    from emotion.settings import SettingsError
+    from emotion.store import SessionNotFound
+    from emotion.video import VideoError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SessionNotFound as exc:
+        print(f"error: no stored session {exc.args[0]!r}; see `python -m emotion sessions list`", file=sys.stderr)
+    except (ModelFileError, VideoError, SessionCsvError, SettingsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    return 2

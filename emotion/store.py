@@ -1,0 +1,279 @@
+"""Stored sessions through SQLAlchemy: SQLite by default, any SQLAlchemy URL (e.g. PostgreSQL) by setting.
+
+The schema carries a version; `SessionStore` migrates older files on open
+without losing sessions. Live sessions are written as they go; a session whose
+writer stopped beating (crash, killed server) is shown as interrupted.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from emotion.aggregate import MinuteMood, StudentMinute
+from emotion.labels import EMOTIONS
+
+SCHEMA_VERSION = 2
+STALE_AFTER = timedelta(seconds=30)  # a live session not written for this long was interrupted
+
+metadata = sa.MetaData()
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("source_kind", sa.String(20), nullable=False),  # camera, video, window, import
+    sa.Column("source_name", sa.String(500), nullable=False, default=""),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("last_write_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.String(20), nullable=False),  # live, ended, interrupted
+    sa.Column("minute_seconds", sa.Float, nullable=False, default=60.0),
+    sa.Column("model_name", sa.String(200), nullable=False, default=""),
+    sa.Column("model_meta", sa.Text, nullable=False, default="{}"),
+    sa.Column("settings", sa.Text, nullable=False, default="{}"),
+    sa.Column("owner", sa.String(100), nullable=False, default=""),
+)
+_share_columns = [sa.Column(e, sa.Float) for e in EMOTIONS]
+minutes = sa.Table(
+    "minutes", metadata,
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("minute", sa.Integer, primary_key=True),
+    sa.Column("frames", sa.Integer, nullable=False),
+    sa.Column("faces", sa.Integer, nullable=False),
+    sa.Column("students", sa.Integer, nullable=False),
+    *_share_columns,
+)
+student_minutes = sa.Table(
+    "student_minutes", metadata,
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("track_id", sa.Integer, primary_key=True),
+    sa.Column("minute", sa.Integer, primary_key=True),
+    sa.Column("faces", sa.Integer, nullable=False),
+    *[sa.Column(e, sa.Float) for e in EMOTIONS],
+)
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("minute", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Version 1 kept sessions and minutes only; version 2 added per-student rows, alerts,
+# and the session's model, settings and owner. Each step upgrades a file by one version.
+MIGRATIONS = {
+    2: [
+        "ALTER TABLE sessions ADD COLUMN model_name VARCHAR(200) NOT NULL DEFAULT ''",
+        "ALTER TABLE sessions ADD COLUMN model_meta TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE sessions ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE sessions ADD COLUMN owner VARCHAR(100) NOT NULL DEFAULT ''",
+    ],
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; they were stored as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: str
+    title: str
+    source_kind: str
+    source_name: str
+    started_at: datetime
+    ended_at: datetime | None
+    last_write_at: datetime | None
+    status: str
+    minute_seconds: float
+    model_name: str
+    model_meta: dict
+    settings: dict
+    owner: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    minute: int
+    kind: str
+    message: str
+    created_at: datetime
+
+
+class SessionNotFound(KeyError):
+    pass
+
+
+class SessionStore:
+    def __init__(self, url: str):
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine = sa.create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._migrate()
+
+    # ---- schema
+    def _migrate(self) -> None:
+        with self.engine.begin() as db:
+            inspector = sa.inspect(db)
+            if not inspector.has_table("sessions"):
+                metadata.create_all(db)
+                db.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+                return
+            if not inspector.has_table("schema_version"):
+                raise RuntimeError(f"{self.url} holds a 'sessions' table that is not Class Mood's; use another database")
+            version = db.execute(sa.select(schema_version.c.version)).scalar_one()
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.url} was written by a newer Class Mood (schema {version}); update the app")
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target]:
+                    db.execute(sa.text(statement))
+                metadata.create_all(db)  # tables new in this version
+                db.execute(schema_version.update().values(version=target))
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as db:
+            return db.execute(sa.select(schema_version.c.version)).scalar_one()
+
+    # ---- sessions
+    def create_session(self, *, title: str, source_kind: str, source_name: str = "", started_at: datetime | None = None,
+                       minute_seconds: float = 60.0, model_name: str = "", model_meta: dict | None = None,
+                       settings: dict | None = None, owner: str = "", status: str = "live") -> str:
+        session_id = uuid.uuid4().hex[:12]
+        now = utcnow()
+        with self.engine.begin() as db:
+            db.execute(sessions.insert().values(
+                id=session_id, title=title, source_kind=source_kind, source_name=source_name,
+                started_at=started_at or now, last_write_at=now, status=status, minute_seconds=minute_seconds,
+                model_name=model_name, model_meta=json.dumps(model_meta or {}), settings=json.dumps(settings or {}),
+                owner=owner))
+        return session_id
+
+    def write_minutes(self, session_id: str, rows: list[MinuteMood], students: list[StudentMinute] = (),
+                      from_minute: int = 0) -> None:
+        """Replace the session's rows from `from_minute` on, in one transaction, and beat the heartbeat."""
+        with self.engine.begin() as db:
+            db.execute(minutes.delete().where(minutes.c.session_id == session_id, minutes.c.minute >= from_minute))
+            db.execute(student_minutes.delete().where(student_minutes.c.session_id == session_id,
+                                                      student_minutes.c.minute >= from_minute))
+            minute_values = [{"session_id": session_id, "minute": m.minute, "frames": m.frames, "faces": m.faces,
+                              "students": m.students, **{e: (m.shares or {}).get(e) for e in EMOTIONS}}
+                             for m in rows if m.minute >= from_minute]
+            if minute_values:
+                db.execute(minutes.insert(), minute_values)
+            student_values = [{"session_id": session_id, "track_id": s.track_id, "minute": s.minute, "faces": s.faces,
+                               **s.shares} for s in students if s.minute >= from_minute]
+            if student_values:
+                db.execute(student_minutes.insert(), student_values)
+            db.execute(sessions.update().where(sessions.c.id == session_id).values(last_write_at=utcnow()))
+
+    def end_session(self, session_id: str) -> None:
+        with self.engine.begin() as db:
+            db.execute(sessions.update().where(sessions.c.id == session_id)
+                       .values(status="ended", ended_at=utcnow(), last_write_at=utcnow()))
+
+    def add_alert(self, session_id: str, minute: int, kind: str, message: str) -> None:
+        with self.engine.begin() as db:
+            db.execute(alerts.insert().values(session_id=session_id, minute=minute, kind=kind, message=message,
+                                              created_at=utcnow()))
+
+    def rename(self, session_id: str, title: str) -> None:
+        title = title.strip()
+        if not title:
+            raise ValueError("a session title cannot be empty")
+        with self.engine.begin() as db:
+            if db.execute(sessions.update().where(sessions.c.id == session_id).values(title=title)).rowcount == 0:
+                raise SessionNotFound(session_id)
+
+    def delete(self, session_id: str) -> None:
+        with self.engine.begin() as db:
+            for table in (student_minutes, minutes, alerts):
+                db.execute(table.delete().where(table.c.session_id == session_id))
+            if db.execute(sessions.delete().where(sessions.c.id == session_id)).rowcount == 0:
+                raise SessionNotFound(session_id)
+
+    # ---- reading
+    def _info(self, row) -> SessionInfo:
+        status = row.status
+        last = _aware(row.last_write_at)
+        if status == "live" and (last is None or utcnow() - last > STALE_AFTER):
+            status = "interrupted"
+        return SessionInfo(row.id, row.title, row.source_kind, row.source_name, _aware(row.started_at),
+                           _aware(row.ended_at), last, status, row.minute_seconds, row.model_name,
+                           json.loads(row.model_meta or "{}"), json.loads(row.settings or "{}"), row.owner)
+
+    def list_sessions(self, owner: str | None = None) -> list[SessionInfo]:
+        query = sa.select(sessions).order_by(sessions.c.started_at.desc())
+        if owner is not None:
+            query = query.where(sessions.c.owner == owner)
+        with self.engine.connect() as db:
+            return [self._info(row) for row in db.execute(query)]
+
+    def get(self, session_id: str) -> SessionInfo:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(sessions).where(sessions.c.id == session_id)).first()
+        if row is None:
+            raise SessionNotFound(session_id)
+        return self._info(row)
+
+    def latest(self) -> SessionInfo:
+        found = self.list_sessions()
+        if not found:
+            raise SessionNotFound("no sessions stored yet")
+        return found[0]
+
+    def minutes(self, session_id: str) -> list[MinuteMood]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(minutes).where(minutes.c.session_id == session_id).order_by(minutes.c.minute))
+            return [MinuteMood(r.minute, r.frames, r.faces, r.students,
+                               {e: getattr(r, e) for e in EMOTIONS} if r.faces else None) for r in rows]
+
+    def student_minutes(self, session_id: str) -> list[StudentMinute]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(student_minutes).where(student_minutes.c.session_id == session_id)
+                              .order_by(student_minutes.c.minute, student_minutes.c.track_id))
+            return [StudentMinute(r.track_id, r.minute, r.faces, {e: getattr(r, e) for e in EMOTIONS}) for r in rows]
+
+    def alerts(self, session_id: str) -> list[Alert]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(alerts).where(alerts.c.session_id == session_id).order_by(alerts.c.id))
+            return [Alert(r.minute, r.kind, r.message, _aware(r.created_at)) for r in rows]
+
+    def import_session(self, imported, *, title: str, source_name: str, owner: str = "") -> str:
+        """Store a validated CSV (see session_csv.parse_session_csv) as an ended session, all or nothing."""
+        session_id = uuid.uuid4().hex[:12]
+        last = imported.minutes[-1].minute if imported.minutes else 0
+        with self.engine.begin() as db:
+            db.execute(sessions.insert().values(
+                id=session_id, title=title, source_kind="import", source_name=source_name,
+                started_at=imported.started, ended_at=imported.started + timedelta(minutes=last + 1),
+                last_write_at=utcnow(), status="ended", minute_seconds=60.0, model_name="", model_meta="{}",
+                settings=json.dumps({"imported_session_id": imported.session_id}), owner=owner))
+            db.execute(minutes.insert(), [
+                {"session_id": session_id, "minute": m.minute, "frames": m.frames, "faces": m.faces,
+                 "students": m.students, **{e: (m.shares or {}).get(e) for e in EMOTIONS}} for m in imported.minutes])
+        return session_id
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (the analyst page) never block the live writer
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,56 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+sys.path.insert(0, str(REPO))
+
+from tests.synthetic import write_folder_dataset  # noqa: E402
+
+
+def run_module(*args, env=None, timeout=600, check=True):
+    """Run `python -m ...` from the repository like a user would; returns the CompletedProcess."""
+    result = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                            timeout=timeout, env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    """Drawn faces in FER2013's folder layout: 40 per emotion to train on, 40 to validate on."""
+    return write_folder_dataset(tmp_path_factory.mktemp("fer") / "fer", 40, seed=3)
+
+
+@pytest.fixture(scope="session")
+def stand_in_model(synthetic_data, tmp_path_factory) -> Path:
+    """A small CNN trained by training.train on the drawn faces: a fast stand-in classifier."""
+    run = tmp_path_factory.mktemp("runs") / "small"
+    run_module("training.train", "--data", synthetic_data, "--out", run, "--arch", "small", "--epochs", "15",
+               "--batch-size", "16", "--lr", "3e-3", "--warmup-epochs", "1", "--early-stop", "20", "--no-augment",
+               "--weight-decay", "0", "--label-smoothing", "0", "--balance", "none")
+    return run / "best.keras"
+
+
+@pytest.fixture
+def model_dir(tmp_path, monkeypatch) -> Path:
+    """An empty registry folder used as CLASS_MOOD_MODELS."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setenv("CLASS_MOOD_MODELS", str(folder))
+    return folder
+
+
+@pytest.fixture
+def database(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite file used as CLASS_MOOD_DB."""
+    url = f"sqlite:///{tmp_path / 'sessions.sqlite'}"
+    monkeypatch.setenv("CLASS_MOOD_DB", url)
+    return url

@@ -1,0 +1,146 @@
+"""training.train / training.evaluate on drawn faces: save, reload, resume, stop, evaluate, bad weights."""
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from emotion.classifier import EmotionClassifier
+from emotion.labels import EMOTIONS
+from emotion.model_io import ModelFileError, load_keras_model, read_metadata
+from tests.conftest import REPO, run_module
+from tests.synthetic import face_set, write_csv_dataset
+
+
+def test_one_epoch_inceptionv3_saves_and_reloads_the_same_probabilities(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    run_module("training.train", "--data", synthetic_data, "--out", run, "--epochs", "1", "--limit", "48",
+               "--val-limit", "21", "--batch-size", "16", "--image-size", "75")
+    model_file = run / "best.keras"
+    meta = read_metadata(model_file)
+    assert meta["labels"] == list(EMOTIONS) and meta["input_size"] == 75
+    assert meta["architecture"] == "inceptionv3_fer2013" and 0 <= meta["val_accuracy"] <= 1
+    assert len(meta["validation"]["confusion_matrix"]) == 7 and meta["data"]["train_images"] == 48
+    assert model_file.stat().st_size < 50e6  # float16 storage of 22 M weights
+
+    faces, _ = face_set(2, seed=9)
+    first = EmotionClassifier.load(model_file).predict(list(faces))
+    again = EmotionClassifier.load(model_file).predict(list(faces))
+    assert first.shape == (14, 7) and np.allclose(first.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(first, again, atol=1e-6)
+
+
+def test_float16_storage_keeps_predictions(tmp_path):
+    from emotion.model_io import save_model
+    from training.model import build_small_cnn
+
+    model = build_small_cnn(75)
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 75, 75, 3)).astype(np.float32)
+    full, half = tmp_path / "full.keras", tmp_path / "half.keras"
+    save_model(model, full, {}, half=False)
+    save_model(model, half, {})
+    a, b = load_keras_model(full).predict_on_batch(x), load_keras_model(half).predict_on_batch(x)
+    assert load_keras_model(half).weights[0].dtype == "float32"
+    np.testing.assert_allclose(a, b, atol=2e-3)
+    assert (a.argmax(1) == b.argmax(1)).all()
+
+
+def _log_epochs(run):
+    with open(run / "log.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def test_killed_run_resumes_mid_epoch(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    args = ["-m", "training.train", "--data", str(synthetic_data), "--out", str(run), "--arch", "small",
+            "--epochs", "2", "--batch-size", "8", "--checkpoint-every", "5", "--print-every", "1"]
+    process = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "state.json").exists():
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)  # no chance to save anything more
+    process.wait()
+    state = json.loads((run / "state.json").read_text())
+    assert state["status"] == "running" and state["epoch"] == 0 and state["batch"] == 5
+
+    result = run_module(*args[1:])
+    assert "resuming" in result.stdout and "epoch 1 batch 5" in result.stdout
+    assert "epoch 1/2 batch 6/35" in result.stdout and "epoch 1/2 batch 1/35" not in result.stdout
+    assert _log_epochs(run) == [1, 2]
+    assert json.loads((run / "state.json").read_text())["status"] == "finished"
+    assert (run / "best.keras").exists()
+
+
+def test_stop_file_stops_cleanly_and_the_run_resumes(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    args = ["training.train", "--data", synthetic_data, "--out", run, "--arch", "small", "--epochs", "3",
+            "--batch-size", "8", "--print-every", "1"]
+    process = subprocess.Popen([sys.executable, "-m", *map(str, args)], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "progress.json").exists():
+        time.sleep(0.1)
+    (run / "STOP").touch()
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 0 and "stopped at epoch 1" in output
+    assert json.loads((run / "progress.json").read_text())["status"] == "stopped"
+    result = run_module(*args)
+    assert "resuming" in result.stdout and _log_epochs(run) == [1, 2, 3]
+
+
+def test_resume_refuses_changed_settings(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    base = ["training.train", "--data", synthetic_data, "--out", run, "--arch", "small", "--epochs", "1",
+            "--batch-size", "8"]
+    run_module(*base)
+    assert "already finished" in run_module(*base).stdout
+    changed = run_module(*base[:-1], "16", check=False)
+    assert changed.returncode == 2 and "different batch_size" in changed.stderr
+
+
+def test_evaluate_json_and_tta(stand_in_model, synthetic_data, tmp_path):
+    result = run_module("training.evaluate", synthetic_data, "--split", "val", "--weights", stand_in_model, "--json")
+    report = json.loads(result.stdout)
+    assert 0.8 <= report["accuracy"] <= 1 and report["images"] == 280
+    assert sum(map(sum, report["confusion_matrix"])) == 280
+    assert set(report["per_class"]) == set(EMOTIONS)
+    csv_path = write_csv_dataset(tmp_path / "fer2013.csv", 5, seed=4)
+    text = run_module("training.evaluate", csv_path, "--split", "PublicTest", "--weights", stand_in_model, "--tta").stdout
+    assert "35 images" in text and "test-time flip averaging" in text and "confusion" in text
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "model file not found"),
+    (lambda p: p.write_bytes(b"garbage"), "corrupt or not a Keras model"),
+])
+def test_bad_weights_give_clear_errors(tmp_path, make, message):
+    path = tmp_path / "model.keras"
+    make(path)
+    with pytest.raises(ModelFileError, match=message) as error:
+        EmotionClassifier.load(path)
+    assert str(path) in str(error.value)
+    result = run_module("emotion", "analyze", "x.mp4", "--csv", tmp_path / "o.csv", "--weights", path, check=False)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_model_with_wrong_outputs_is_refused(tmp_path):
+    import keras
+
+    inputs = keras.Input((75, 75, 3))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    model.save(tmp_path / "three.keras")
+    with pytest.raises(ModelFileError, match="expected 7 emotion probabilities"):
+        load_keras_model(tmp_path / "three.keras")
+
+
+def test_legacy_h5_model_loads(stand_in_model, tmp_path):
+    legacy = tmp_path / "model.h5"
+    load_keras_model(stand_in_model).save(legacy)
+    faces, _ = face_set(1)
+    probabilities = EmotionClassifier.load(legacy).predict(list(faces))
+    np.testing.assert_allclose(probabilities, EmotionClassifier.load(stand_in_model).predict(list(faces)), atol=1e-5)

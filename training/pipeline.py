@@ -1,0 +1,72 @@
+"""tf.data pipelines: augmented, shuffled training batches and prepared validation arrays."""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from emotion.labels import EMOTIONS
+from emotion.preprocess import prepare_faces, scale_pixels
+from training.data import FaceSet
+
+
+def make_augmenter(seed: int) -> keras.Sequential:
+    """Small geometric and photometric changes a webcam face plausibly shows."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed + 1),
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 2),
+        keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 3),
+        keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed + 4),
+        keras.layers.RandomContrast(0.3, value_range=(0, 255), seed=seed + 5),
+    ], name="augment")
+
+
+def random_erase(images: tf.Tensor, probability: float, max_fraction: float = 0.4) -> tf.Tensor:
+    """Blank a random square in some images (cutout): the model learns not to rely on one region."""
+    batch, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    side = tf.cast(tf.random.uniform([batch], 0.15, max_fraction) * tf.cast(height, tf.float32), tf.int32)
+    top = tf.cast(tf.random.uniform([batch]) * tf.cast(height - side, tf.float32), tf.int32)
+    left = tf.cast(tf.random.uniform([batch]) * tf.cast(width - side, tf.float32), tf.int32)
+    rows = tf.range(height)[None, :, None]
+    cols = tf.range(width)[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + side)[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + side)[:, None, None]))
+    chosen = tf.random.uniform([batch]) < probability
+    mask = inside & chosen[:, None, None]
+    return tf.where(mask[..., None], tf.fill(tf.shape(images), 127.5), images)
+
+
+def training_batches(faces: FaceSet, *, input_size: int, batch_size: int, epoch: int, seed: int,
+                     sample_weights: np.ndarray, augment: bool, erase_probability: float,
+                     skip_batches: int = 0) -> tf.data.Dataset:
+    """One epoch of (x, one-hot y, weight) batches; the order depends only on (seed, epoch),
+    so a resumed run can skip exactly the batches it already trained on."""
+    order = np.random.default_rng(seed + epoch).permutation(len(faces))
+    images = faces.images[order][..., None].astype(np.float32)
+    labels = faces.labels[order]
+    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+    weights = sample_weights[labels].astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, onehot, weights))
+    dataset = dataset.batch(batch_size, drop_remainder=True).skip(skip_batches)
+    augmenter = make_augmenter(seed + epoch) if augment else None
+
+    def prepare(x, y, w):
+        if augmenter is not None:
+            x = augmenter(x, training=True)
+            if erase_probability > 0:
+                x = random_erase(x, erase_probability)
+        x = tf.image.resize(tf.clip_by_value(x, 0.0, 255.0), (input_size, input_size), method="bilinear")
+        x = tf.image.grayscale_to_rgb(x)
+        return scale_pixels(x), y, w
+
+    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def batches_per_epoch(faces: FaceSet, batch_size: int) -> int:
+    return len(faces) // batch_size
+
+
+def validation_arrays(faces: FaceSet, input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation faces through the very preprocessing inference uses, prepared once."""
+    return prepare_faces(faces.images, input_size), np.eye(len(EMOTIONS), dtype=np.float32)[faces.labels]

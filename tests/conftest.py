@@ -11,6 +11,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
 
+import ui  # noqa: E402,F401  (loads pylibsrtp before TensorFlow: the other order segfaults, see ui/__init__.py)
+
 from tests.synthetic import write_folder_dataset  # noqa: E402
 
 

@@ -1,0 +1,240 @@
+"""Class Mood: the teacher's live dashboard. Run with `streamlit run dashboard.py`."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+import ui  # noqa: F401  (first: import order with TensorFlow, see ui/__init__.py)
+
+st.set_page_config(page_title="Class Mood", page_icon="🙂", layout="wide")
+
+from emotion.alerts import AlertRule  # noqa: E402
+from emotion.analyze import AnalysisSettings, analyze_video  # noqa: E402
+from emotion.detect import DetectorSettings  # noqa: E402
+from emotion.live import LiveSession, LiveSettings  # noqa: E402
+from emotion.recorder import SessionRecorder  # noqa: E402
+from emotion.settings import SettingsError, ice_servers  # noqa: E402
+from emotion.video import VIDEO_SUFFIXES, VideoError  # noqa: E402
+from ui.common import PRIVACY_NOTE, get_classifier, get_store  # noqa: E402
+from ui.mood_view import download_csv, show_alerts, show_mood  # noqa: E402
+
+NO_FACE_WARNING_SECONDS = 15
+NO_FRAMES_WARNING_SECONDS = 5
+
+st.title("Class Mood")
+st.caption(PRIVACY_NOTE)
+
+# ---- sidebar: settings
+with st.sidebar:
+    st.header("Settings")
+    title = st.text_input("Class name", value="My class", help="Stored with the session; editable later.")
+    source = st.radio("Video source", ["Camera", "Recorded video", "Call window (this computer)"],
+                      help="Camera: your webcam or a virtual camera (e.g. OBS window capture of the call gallery).")
+    with st.expander("Analysis", expanded=True):
+        analysis_fps = st.slider("Frames analysed per second", 0.5, 8.0, 2.0, 0.5,
+                                 help="More frames follow faces more closely; fewer leave the computer more room.")
+        minute_seconds = st.number_input("Minute length (seconds)", 10, 600, 60, 10,
+                                         help="Charts and the session CSV count mood per 'minute' of this length.")
+        aggregation = st.selectbox("Minute mood from", ["mean", "top", "corrected"],
+                                   help="mean: average probabilities; top: share of faces by top emotion; "
+                                        "corrected: top shares with the model's known confusions undone.")
+        blur = st.checkbox("Blur faces in the displayed video", value=False)
+    with st.expander("Face detector"):
+        scale_factor = st.slider("Scale factor", 1.05, 1.5, 1.1, 0.05, help="Smaller finds more faces, slower.")
+        min_neighbors = st.slider("Min neighbours", 1, 10, 5, help="Higher gives fewer false faces.")
+        min_face = st.slider("Smallest face (px)", 20, 200, 40, 5)
+        max_width = st.select_slider("Shrink frames wider than (px)", [0, 640, 960, 1280, 1920], 960,
+                                     help="Detection runs on a smaller copy of big frames: much faster. 0 = never.")
+    with st.expander("Attention alert"):
+        threshold = st.slider("Negative emotions above", 0.1, 0.9, 0.5, 0.05,
+                              help="Share of angry + disgust + fear + sad in a minute.")
+        consecutive = st.number_input("for this many minutes in a row", 1, 10, 2)
+        face_drop = st.slider("or visible faces drop by", 0.1, 0.9, 0.4, 0.05)
+
+classifier = get_classifier()
+store = get_store()
+with st.sidebar:
+    if classifier:
+        accuracy = f"{classifier.val_accuracy:.1%}" if classifier.val_accuracy is not None else "unknown"
+        st.caption(f"Model: **{classifier.name}** — validation accuracy {accuracy}")
+if classifier is None:
+    st.info("Choose or train a model on the Training page, or restore the shipped default there.")
+    st.stop()
+
+detector = DetectorSettings(scale_factor, min_neighbors, min_face, max_width)
+alert_rule = AlertRule(threshold, int(consecutive), face_drop)
+live_settings = LiveSettings(analysis_fps, float(minute_seconds), aggregation, blur, detector, alert_rule)
+
+
+def new_live_session(kind: str, name: str = "") -> LiveSession:
+    return LiveSession(classifier, store, live_settings, title=title, source_kind=kind, source_name=name)
+
+
+def live_panel(live: LiveSession, key: str) -> None:
+    """Status, messages, alerts and charts of a running live session."""
+    status = live.status()
+    if status.frames_received and status.last_frame_age is not None and status.last_frame_age > NO_FRAMES_WARNING_SECONDS:
+        st.warning(f"No video has arrived for {status.last_frame_age:.0f} s: the camera may have stopped.")
+    elif status.frames_analysed and (status.last_face_seconds is None or
+                                     status.seconds - status.last_face_seconds > NO_FACE_WARNING_SECONDS):
+        st.warning("No faces found for a while: check that students are visible and lit, "
+                   "or lower 'Smallest face' in the detector settings.")
+    show_alerts(live.alerts())
+    st.caption(f"{status.frames_analysed} frames analysed of {status.frames_received} received "
+               f"in {status.seconds:.0f} s" + (f" · session {status.session_id}" if status.session_id else ""))
+    show_mood(live.aggregator.minutes(), live.aggregator.student_minutes(), key=key)
+
+
+# ---- source 1: the browser camera
+def camera_source() -> None:
+    from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+    holder = st.session_state.setdefault("camera", {"live": None})
+
+    def on_frame(frame):  # runs in streamlit-webrtc's worker thread: no st.* here
+        import av
+
+        live = holder["live"]
+        if live is None:
+            return frame
+        return av.VideoFrame.from_ndarray(live.process(frame.to_ndarray(format="bgr24")), format="bgr24")
+
+    try:
+        servers = ice_servers()
+    except SettingsError as exc:
+        st.error(str(exc))
+        return
+    st.write("Press **START** and allow the camera. To watch a call's gallery, pick a virtual camera "
+             "(e.g. OBS Virtual Camera showing the Zoom/Meet window) in *SELECT DEVICE*.")
+    ctx = webrtc_streamer(
+        key="class-camera", mode=WebRtcMode.SENDRECV, rtc_configuration={"iceServers": servers},
+        media_stream_constraints={"video": {"frameRate": {"ideal": 10, "max": 15},
+                                            "width": {"ideal": 1280}, "height": {"ideal": 720}}, "audio": False},
+        video_frame_callback=on_frame, async_processing=True)
+    live: LiveSession | None = holder["live"]
+    if ctx.state.playing:
+        if live is None or live.status().ended:
+            holder["live"] = live = new_live_session("camera", "browser camera")
+    elif live is not None and not live.status().ended:
+        live.finish()
+    if live is None:
+        st.info("The camera is off. Press START to begin a session.")
+        return
+    if live.status().ended:
+        st.info("The camera stopped; the session is saved. Press START for a new session.")
+        show_mood(live.aggregator.minutes(), live.aggregator.student_minutes(), key="camera-ended")
+        offer_download(live)
+        return
+
+    @st.fragment(run_every=2)
+    def refresh() -> None:
+        if not ctx.state.playing:
+            return
+        live_panel(live, "camera")
+    refresh()
+
+
+def offer_download(live: LiveSession) -> None:
+    if store and live.session_id:
+        info = store.get(live.session_id)
+        download_csv(info.id, info.started_at, store.minutes(info.id), info.minute_seconds, key=f"dl-{info.id}")
+
+
+# ---- source 2: a recorded class video
+def video_source() -> None:
+    upload = st.file_uploader("Recorded class video", type=[s.lstrip(".") for s in VIDEO_SUFFIXES],
+                              help="Analysed here and then deleted; only the numbers are kept.")
+    every = st.number_input("Analyse every Nth frame (0 = use 'Frames analysed per second')", 0, 100, 0)
+    if upload is None or not st.button("Analyse video", type="primary"):
+        return
+    settings = AnalysisSettings(analysis_fps=0 if every else analysis_fps, every=int(every) or 1,
+                                minute_seconds=float(minute_seconds), aggregation=aggregation, detector=detector)
+    bar = st.progress(0.0, text="Decoding…")
+    preview = st.empty()
+    seen = {"frames": 0}
+
+    def progress(seconds, duration):
+        if duration:
+            bar.progress(min(seconds / duration, 1.0), text=f"{seconds:.0f} of {duration:.0f} s of video")
+
+    def show_frame(frame, faces):
+        seen["frames"] += 1
+        if seen["frames"] % 20 == 1:
+            from emotion.annotate import annotate
+
+            preview.image(annotate(frame, faces, blur_faces=blur), channels="BGR", width="stretch")
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(upload.name).name
+        path.write_bytes(upload.getbuffer())
+        try:
+            pipeline = analyze_video(path, classifier, settings, progress=progress, on_frame=show_frame)
+        except VideoError as exc:
+            bar.empty()
+            st.error(f"This video cannot be analysed: {exc}")
+            return
+    bar.progress(1.0, text="Done")
+    minutes = pipeline.aggregator.minutes()
+    if pipeline.timer.faces == 0:
+        st.warning("No faces were found in this video. Faces must look roughly at the camera and be at least "
+                   f"{min_face} px tall; try a lower 'Smallest face' or a higher resolution video.")
+    if store:
+        session_id = store.create_session(title=title, source_kind="video", source_name=upload.name,
+                                          minute_seconds=settings.minute_seconds, model_name=classifier.name,
+                                          model_meta={"val_accuracy": classifier.val_accuracy},
+                                          settings={"analysis_fps": settings.analysis_fps, "every": settings.every,
+                                                    "aggregation": aggregation})
+        recorder = SessionRecorder(store, session_id, pipeline.aggregator, alert_rule=alert_rule)
+        recorder.finish()
+        show_alerts(recorder.alerts)
+        info = store.get(session_id)
+        st.success(f"Saved as session {session_id}: {len(minutes)} minute(s), {pipeline.timer.faces} faces.")
+        download_csv(session_id, info.started_at, minutes, settings.minute_seconds, key="dl-video")
+    show_mood(minutes, pipeline.aggregator.student_minutes(), key="video")
+
+
+# ---- source 3: the call window on this computer
+def screen_source() -> None:
+    from emotion.screen import Region, ScreenCapture, ScreenError, list_monitors
+
+    try:
+        monitors = list_monitors()
+    except ScreenError as exc:
+        st.error(f"Screen capture is not available: {exc}. Use the Camera source with a virtual camera instead.")
+        return
+    state = st.session_state.setdefault("screen", {"capture": None, "live": None})
+    names = [f"Monitor {i + 1} ({m['width']}×{m['height']})" for i, m in enumerate(monitors)]
+    monitor = st.selectbox("Monitor", range(len(names)), format_func=names.__getitem__) + 1
+    cols = st.columns(4)
+    region = Region(monitor, cols[0].number_input("Left", 0, 10000, 0), cols[1].number_input("Top", 0, 10000, 0),
+                    cols[2].number_input("Width (0 = all)", 0, 10000, 0),
+                    cols[3].number_input("Height (0 = all)", 0, 10000, 0))
+    capture: ScreenCapture | None = state["capture"]
+    start, stop = st.columns(2)
+    if start.button("Start watching the screen", disabled=bool(capture and capture.running), type="primary"):
+        live = new_live_session("window", names[monitor - 1])
+        state.update(live=live, capture=ScreenCapture(region, analysis_fps, live.process).start())
+        capture = state["capture"]
+    if stop.button("Stop", disabled=not (capture and capture.running)):
+        capture.stop()
+        state["live"].finish()
+    live: LiveSession | None = state["live"]
+    if live is None:
+        st.info("Choose the monitor (and region) that shows the call's gallery, then start.")
+        return
+
+    @st.fragment(run_every=2)
+    def refresh() -> None:
+        if capture.error:
+            st.error(capture.error)
+        if capture.latest is not None:
+            st.image(capture.latest, channels="BGR", width="stretch")
+        live_panel(live, "screen")
+    refresh()
+    if live.status().ended:
+        offer_download(live)
+
+
+{"Camera": camera_source, "Recorded video": video_source}.get(source, screen_source)()

@@ -1,0 +1,174 @@
+"""The teacher's dashboard: the live session object, the page under AppTest, and a real browser with a fake camera."""
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from emotion.classifier import EmotionClassifier
+from emotion.live import LiveSession, LiveSettings
+from emotion.store import SessionStore
+from tests.browser import REPO, chromium, requires_chromium, streamlit_server
+from tests.synthetic import gallery_frame, write_y4m
+
+FACES = ["happy", "sad", "happy", "surprise", "happy", "neutral", "happy", "angry"]
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def live(stand_in_model, tmp_path):
+    store = SessionStore(f"sqlite:///{tmp_path / 's.sqlite'}")
+    clock = FakeClock()
+    session = LiveSession(EmotionClassifier.load(stand_in_model), store, LiveSettings(analysis_fps=2, minute_seconds=5),
+                          title="Maths 4B", source_kind="camera", clock=clock)
+    return session, store, clock
+
+
+def test_live_session_throttles_analysis_and_stores_minutes(live):
+    session, store, clock = live
+    frame, _ = gallery_frame(FACES, cols=4)
+    for i in range(60):  # 6 s of a 10 fps camera
+        clock.now = i / 10
+        out = session.process(frame)
+        assert out.shape == frame.shape
+    status = session.status()
+    assert status.frames_received == 60 and status.frames_analysed == 12  # 2 per second
+    assert (out != frame).any()  # annotations drawn on frames that were not analysed too
+    session.finish()
+    info = store.get(status.session_id)
+    minutes = store.minutes(info.id)
+    assert info.status == "ended" and info.title == "Maths 4B"
+    assert [m.frames for m in minutes] == [10, 2] and minutes[0].faces == 80 and minutes[0].students == 8
+    assert minutes[0].dominant == "happy"
+    assert session.process(frame) is frame  # after the end, frames pass through untouched
+
+
+def test_busy_pipeline_drops_frames_instead_of_queueing(live):
+    session, _, clock = live
+    frame, _ = gallery_frame(FACES, cols=4)
+    session.process(frame)  # warm up the model
+    clock.now = 10.0
+    session._busy.acquire()  # another thread is analysing
+    try:
+        started = time.perf_counter()
+        for _ in range(20):
+            session.process(frame)
+        assert time.perf_counter() - started < 1.0  # returned at once, nothing queued
+        assert session.status().frames_analysed == 1
+    finally:
+        session._busy.release()
+    session.process(frame)
+    assert session.status().frames_analysed == 2
+
+
+def test_frames_from_several_threads(live):
+    session, _, clock = live
+    frame, _ = gallery_frame(FACES[:4], cols=2)
+    errors = []
+
+    def feed():
+        try:
+            for i in range(30):
+                clock.now += 0.05
+                session.process(frame)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=feed) for _ in range(3)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors and session.status().frames_received == 90
+
+
+# ---- the page under AppTest (streamlit-webrtc cannot run there: its component is replaced)
+@pytest.fixture
+def app_env(stand_in_model, model_dir, database):
+    (model_dir / "small.keras").write_bytes(stand_in_model.read_bytes())
+    (model_dir / "small.json").write_bytes(stand_in_model.with_suffix(".json").read_bytes())
+    (model_dir / "active.txt").write_text("small.keras")
+    return model_dir
+
+
+def _app(monkeypatch, playing: bool):
+    import streamlit_webrtc
+    from streamlit.testing.v1 import AppTest
+
+    context = SimpleNamespace(state=SimpleNamespace(playing=playing))
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda **kwargs: context)
+    return AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=90)
+
+
+def test_dashboard_camera_off_and_on(app_env, monkeypatch):
+    at = _app(monkeypatch, playing=False).run()
+    assert not at.exception
+    assert any("camera is off" in i.value for i in at.info)
+    assert any("validation accuracy" in c.value for c in at.sidebar.caption)
+    assert any("stores no images or video" in c.value for c in at.caption)
+    at = _app(monkeypatch, playing=True).run()
+    assert not at.exception and "camera" in at.session_state
+
+
+def test_dashboard_with_a_missing_model_says_so(model_dir, database, monkeypatch):
+    (model_dir / "active.txt").write_text("gone.keras")
+    monkeypatch.setattr("emotion.registry.SHIPPED_MODEL", model_dir / "missing.keras")
+    at = _app(monkeypatch, playing=False).run()
+    assert not at.exception
+    assert any("model file not found" in e.value and "missing.keras" in e.value for e in at.error)
+
+
+def test_dashboard_screen_source_without_a_display(app_env, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    at = _app(monkeypatch, playing=False).run()
+    at.sidebar.radio[0].set_value("Call window (this computer)").run()
+    assert not at.exception
+    assert any("Screen capture is not available" in e.value for e in at.error)
+
+
+# ---- a real browser, a fake camera, streamlit-webrtc over loopback
+@requires_chromium
+def test_browser_camera_session_is_stored(app_env, database, tmp_path):
+    frames = []
+    for seed in range(3):
+        frame, _ = gallery_frame(FACES, cols=4, size=(640, 480), face=90, seed=seed)
+        frames += [frame] * 10
+    camera = write_y4m(tmp_path / "camera.y4m", frames, fps=10)
+    fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                   f"--use-file-for-fake-video-capture={camera}", "--allow-loopback-in-peer-connection"]
+    with streamlit_server("dashboard.py") as url, chromium(fake_camera) as browser:
+        context = browser.new_context()
+        context.grant_permissions(["camera"], origin=url)
+        page = context.new_page()
+        store = SessionStore(database)
+        for attempt in range(3):  # streamlit-webrtc occasionally stalls right after START; reload and retry
+            page.goto(url)
+            component = page.frame_locator('iframe[title="streamlit_webrtc.component.webrtc_streamer"]')
+            component.get_by_role("button", name="Start").click(timeout=60000)
+            deadline = time.time() + 45
+            while time.time() < deadline:
+                sessions = store.list_sessions()
+                if sessions and any(m.faces for m in store.minutes(sessions[0].id)):
+                    break
+                time.sleep(1)
+            else:
+                continue
+            break
+        page.wait_for_selector("text=frames analysed", timeout=30000)
+        page.screenshot(path=str(tmp_path / "dashboard.png"))
+        component.get_by_role("button", name="Stop").click()
+        session = store.list_sessions()[0]
+        minutes = store.minutes(session.id)
+        assert session.source_kind == "camera" and session.title == "My class"
+        assert minutes and minutes[0].faces > 0 and minutes[0].students >= 4
+        assert abs(sum(minutes[0].shares.values()) - 1) < 1e-6
+        deadline = time.time() + 20
+        while store.get(session.id).status != "ended" and time.time() < deadline:
+            time.sleep(0.5)
+        assert store.get(session.id).status == "ended"

@@ -12,7 +12,7 @@ st.set_page_config(page_title="Class Mood", page_icon="🙂", layout="wide")
 
 from emotion.alerts import AlertRule  # noqa: E402
 from emotion.analyze import AnalysisSettings, analyze_video  # noqa: E402
-from emotion.detect import DetectorSettings  # noqa: E402
+from emotion.detect import EQUALIZATIONS, DetectorSettings  # noqa: E402
 from emotion.live import LiveSession, LiveSettings  # noqa: E402
 from emotion.recorder import SessionRecorder  # noqa: E402
 from emotion.settings import SettingsError, ice_servers  # noqa: E402
@@ -43,10 +43,15 @@ with st.sidebar:
         blur = st.checkbox("Blur faces in the displayed video", value=False)
     with st.expander("Face detector"):
         scale_factor = st.slider("Scale factor", 1.05, 1.5, 1.1, 0.05, help="Smaller finds more faces, slower.")
-        min_neighbors = st.slider("Min neighbours", 1, 10, 5, help="Higher gives fewer false faces.")
-        min_face = st.slider("Smallest face (px)", 20, 200, 40, 5)
-        max_width = st.select_slider("Shrink frames wider than (px)", [0, 640, 960, 1280, 1920], 960,
+        min_neighbors = st.slider("Min neighbours", 1, 10, DetectorSettings.min_neighbors,
+                                  help="Higher gives fewer false faces but misses more real ones.")
+        min_face = st.slider("Smallest face (px)", 20, 200, DetectorSettings.min_face_size, 5)
+        max_width = st.select_slider("Shrink frames wider than (px)", [0, 640, 960, 1280, 1920],
+                                     DetectorSettings.max_width,
                                      help="Detection runs on a smaller copy of big frames: much faster. 0 = never.")
+        equalization = st.selectbox("Contrast equalisation", EQUALIZATIONS,
+                                    help="clahe (local) found the most faces in gallery views; global suits dim "
+                                         "single-camera images.")
     with st.expander("Attention alert"):
         threshold = st.slider("Negative emotions above", 0.1, 0.9, 0.5, 0.05,
                               help="Share of angry + disgust + fear + sad in a minute.")
@@ -63,9 +68,11 @@ if classifier is None:
     st.info("Choose or train a model on the Training page, or restore the shipped default there.")
     st.stop()
 
-detector = DetectorSettings(scale_factor, min_neighbors, min_face, max_width)
-alert_rule = AlertRule(threshold, int(consecutive), face_drop)
-live_settings = LiveSettings(analysis_fps, float(minute_seconds), aggregation, blur, detector, alert_rule)
+detector = DetectorSettings(scale_factor=scale_factor, min_neighbors=min_neighbors, min_face_size=min_face,
+                            max_width=max_width, equalization=equalization)
+alert_rule = AlertRule(negative_threshold=threshold, consecutive_minutes=int(consecutive), face_drop=face_drop)
+live_settings = LiveSettings(analysis_fps=analysis_fps, minute_seconds=float(minute_seconds), aggregation=aggregation,
+                             blur_faces=blur, detector=detector, alert_rule=alert_rule)
 
 
 def new_live_session(kind: str, name: str = "") -> LiveSession:

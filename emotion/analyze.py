@@ -9,6 +9,7 @@ from emotion.aggregate import MoodAggregator
 from emotion.classifier import EmotionClassifier
 from emotion.detect import DetectorSettings, FaceDetector
 from emotion.pipeline import FramePipeline
+from emotion.track import Tracker
 from emotion.video import probe, read_frames
 
 
@@ -19,6 +20,7 @@ class AnalysisSettings:
     detect_every: int = 1
     minute_seconds: float = 60.0
     aggregation: str = "mean"
+    coast_seconds: float = 2.0  # a briefly missed student keeps counting this long (see emotion/track.py)
     detector: DetectorSettings = DetectorSettings()
 
 
@@ -34,7 +36,8 @@ def analyze_video(path: str | Path, classifier: EmotionClassifier, settings: Ana
     Returns the pipeline, whose aggregator holds the minutes and whose timer the stage times."""
     duration = probe(path).duration
     pipeline = FramePipeline(classifier, make_aggregator(classifier, settings),
-                             detector=FaceDetector(settings.detector), detect_every=settings.detect_every)
+                             detector=FaceDetector(settings.detector), tracker=Tracker(coast_seconds=settings.coast_seconds),
+                             detect_every=settings.detect_every)
     frames = read_frames(path, every=settings.every, fps=settings.analysis_fps or None)
     for seconds, frame in frames:
         faces = pipeline(frame, seconds)

@@ -1,10 +1,17 @@
 """Plotly figures shared by the dashboard, the analyst page and PNG exports (no Streamlit here)."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from emotion.aggregate import MinuteMood, StudentMinute
+from emotion.analysis import session_distribution
 from emotion.labels import EMOTIONS
 
 EMOTION_COLORS = {
@@ -41,15 +48,26 @@ def mood_over_time(minutes: list[MinuteMood], *, title: str = "Class mood per mi
     return fig
 
 
-def current_distribution(minute: MinuteMood | None, *, title: str = "This minute") -> go.Figure:
-    shares = (minute.shares if minute and minute.shares else {e: 0.0 for e in EMOTIONS})
+def _share_bars(shares: dict[str, float] | None, title: str) -> go.Figure:
+    """One coloured bar per emotion; all zero when there is nothing to show."""
+    shares = shares or {e: 0.0 for e in EMOTIONS}
     fig = go.Figure(go.Bar(x=list(EMOTIONS), y=[shares[e] for e in EMOTIONS],
                            marker_color=[EMOTION_COLORS[e] for e in EMOTIONS],
                            text=[f"{shares[e]:.0%}" for e in EMOTIONS], textposition="outside"))
-    subtitle = f" (minute {minute.minute + 1}, {minute.faces} faces)" if minute else ""
-    fig.update_layout(title=title + subtitle, yaxis={"tickformat": ".0%", "range": [0, 1.1]}, height=320,
+    fig.update_layout(title=title, yaxis={"tickformat": ".0%", "range": [0, 1.1]}, height=320,
                       margin={"t": 50, "b": 10})
     return fig
+
+
+def current_distribution(minute: MinuteMood | None, *, title: str = "This minute") -> go.Figure:
+    subtitle = f" (minute {minute.minute + 1}, {minute.faces} faces)" if minute else ""
+    return _share_bars(minute.shares if minute else None, title + subtitle)
+
+
+def session_distribution_bars(minutes: list[MinuteMood], *, title: str = "Whole session") -> go.Figure:
+    """The session's faces-weighted emotion mix."""
+    faces = sum(m.faces for m in minutes)
+    return _share_bars(session_distribution(minutes), f"{title} ({faces} faces)")
 
 
 def faces_and_students(minutes: list[MinuteMood]) -> go.Figure:
@@ -79,3 +97,95 @@ def student_strip(students: list[StudentMinute]) -> go.Figure:
     fig.update_layout(title="Students now (top emotion this minute)", yaxis={"visible": False}, height=200,
                       margin={"t": 40, "b": 10}, xaxis={"type": "category"})
     return fig
+
+
+def emotion_heatmap(minutes: list[MinuteMood], *, title: str = "Emotions per minute") -> go.Figure:
+    """Minute x emotion grid of shares: where in the session each emotion was strong (blank without faces)."""
+    df = minutes_frame(minutes)
+    fig = go.Figure(go.Heatmap(
+        x=df["minute"] + 1, y=list(EMOTIONS), z=[df[e].tolist() for e in EMOTIONS], zmin=0, zmax=1,
+        colorscale="Blues", colorbar={"title": "share", "tickformat": ".0%"},
+        hovertemplate="minute %{x}, %{y}: %{z:.0%}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="minute", yaxis={"autorange": "reversed"}, height=320,
+                      margin={"t": 50, "b": 10})
+    return fig
+
+
+def student_timelines(students: list[StudentMinute], emotion: str | None = None, *,
+                      title: str | None = None) -> go.Figure:
+    """Track x minute grid: each student's top emotion (emotion=None) or their share of `emotion`."""
+    tracks = sorted({s.track_id for s in students})
+    minute_axis = list(range(min(s.minute for s in students), max(s.minute for s in students) + 1)) if students else []
+    row_of, column_of = {t: i for i, t in enumerate(tracks)}, {m: i for i, m in enumerate(minute_axis)}
+    z = [[None] * len(minute_axis) for _ in tracks]
+    labels = [[""] * len(minute_axis) for _ in tracks]
+    for s in students:
+        row, column = row_of[s.track_id], column_of[s.minute]
+        z[row][column] = EMOTIONS.index(s.dominant) if emotion is None else s.shares[emotion]
+        labels[row][column] = s.dominant if emotion is None else f"{s.shares[emotion]:.0%} {emotion}"
+    if emotion is None:  # one flat colour band per emotion index
+        n = len(EMOTIONS)
+        colors = {"colorscale": [[(i + edge) / n, EMOTION_COLORS[e]] for i, e in enumerate(EMOTIONS) for edge in (0, 1)],
+                  "zmin": -0.5, "zmax": n - 0.5,
+                  "colorbar": {"tickvals": list(range(n)), "ticktext": list(EMOTIONS), "title": "top emotion"}}
+    else:
+        colors = {"colorscale": "Reds", "zmin": 0, "zmax": 1, "colorbar": {"title": emotion, "tickformat": ".0%"}}
+    fig = go.Figure(go.Heatmap(x=[m + 1 for m in minute_axis], y=[f"#{t}" for t in tracks], z=z, text=labels,
+                               xgap=1, ygap=1, hovertemplate="student %{y}, minute %{x}: %{text}<extra></extra>",
+                               **colors))
+    fig.update_layout(title=title or "Students per minute" + (f": share of {emotion}" if emotion else ""),
+                      xaxis_title="minute", yaxis={"type": "category", "autorange": "reversed"},
+                      height=max(250, 60 + 22 * len(tracks)), margin={"t": 50, "b": 10})
+    return fig
+
+
+def emotion_comparison(series: list[tuple[str, list[MinuteMood]]], emotion: str, *,
+                       title: str | None = None) -> go.Figure:
+    """One line per session of an emotion's share per minute: (label, minutes) pairs, overlaid."""
+    fig = go.Figure()
+    for label, minutes in series:
+        df = minutes_frame(minutes)
+        fig.add_trace(go.Scatter(x=df["minute"] + 1, y=df[emotion], name=label, mode="lines+markers",
+                                 hovertemplate=f"{label}<br>minute %{{x}}: %{{y:.0%}}<extra></extra>"))
+    fig.update_layout(title=title or f"Share of {emotion} per minute", xaxis_title="minute",
+                      yaxis={"title": "share", "tickformat": ".0%", "range": [0, 1]}, height=340,
+                      legend={"orientation": "h", "y": -0.25}, margin={"t": 50, "b": 10})
+    return fig
+
+
+class PngExportError(RuntimeError):
+    """A chart cannot be rendered to PNG on this machine; the message says why and what would fix it."""
+
+
+def png_browser() -> str | None:
+    """The Chrome/Chromium kaleido renders with: BROWSER_PATH if set, else one on PATH. Never a downloaded one."""
+    return os.environ.get("BROWSER_PATH") or next(
+        (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)
+
+
+def png_export_problem() -> str | None:
+    """Why charts cannot be saved as PNG on this machine, or None when kaleido has a browser to draw with."""
+    browser = png_browser()
+    if browser is None:
+        return ("Charts cannot be saved as PNG here: kaleido needs Chromium or Chrome "
+                "(Debian: apt-get install chromium, or set BROWSER_PATH to the browser).")
+    if not Path(browser).is_file():
+        return f"Charts cannot be saved as PNG here: BROWSER_PATH={browser} is not a browser executable."
+    return None
+
+
+def figures_png(figures: dict[str, go.Figure]) -> dict[str, bytes]:
+    """Each figure as PNG bytes, at its own size, all drawn in one headless Chromium run of kaleido."""
+    if problem := png_export_problem():
+        raise PngExportError(problem)
+    browser = png_browser()
+    os.environ.setdefault("BROWSER_PATH", browser)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {name: Path(folder) / f"{index}.png" for index, name in enumerate(figures)}
+        try:
+            pio.write_images(list(figures.values()), list(paths.values()),
+                             width=[fig.layout.width for fig in figures.values()],
+                             height=[fig.layout.height for fig in figures.values()])
+            return {name: path.read_bytes() for name, path in paths.items()}
+        except Exception as exc:  # kaleido drives a browser process: anything it raises means no image
+            raise PngExportError(f"Charts could not be saved as PNG with {browser}: {exc}") from exc

@@ -7,6 +7,8 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from emotion.alerts import AlertRule
+from emotion.analyze import AnalysisSettings
 from emotion.session_csv import STUDENT_COLUMNS, minute_rows, student_rows, to_csv_bytes
 
 
@@ -18,7 +20,7 @@ def _store():
 
 
 def cmd_analyze(args) -> int:
-    from emotion.analyze import AnalysisSettings, analyze_video
+    from emotion.analyze import analyze_video
     from emotion.classifier import EmotionClassifier
     from emotion.detect import DetectorSettings
     from emotion.recorder import SessionRecorder
@@ -26,7 +28,7 @@ def cmd_analyze(args) -> int:
     classifier = EmotionClassifier.load(args.weights)
     settings = AnalysisSettings(analysis_fps=0 if args.every else args.fps, every=args.every or 1,
                                 detect_every=args.detect_every, minute_seconds=args.minute_seconds,
-                                aggregation=args.aggregation,
+                                aggregation=args.aggregation, coast_seconds=args.coast_seconds,
                                 detector=DetectorSettings(min_face_size=args.min_face))
     started = datetime.now(timezone.utc)
     print(f"analysing {args.video} with {classifier.name} "
@@ -77,15 +79,42 @@ def cmd_sessions_list(args) -> int:
     return 0
 
 
+def _chosen_session(store, args):
+    """The session named on the command line: an id, or --latest."""
+    return store.latest() if args.latest else store.get(args.session_id)
+
+
 def cmd_sessions_export(args) -> int:
     store = _store()
-    info = store.latest() if args.latest else store.get(args.session_id)
+    info = _chosen_session(store, args)
     rows = minute_rows(info.id, info.started_at, store.minutes(info.id), info.minute_seconds)
     Path(args.csv).write_bytes(to_csv_bytes(rows))
     if args.students:
         Path(args.students).write_bytes(to_csv_bytes(student_rows(info.id, store.student_minutes(info.id)),
                                                      STUDENT_COLUMNS))
     print(f"session {info.id} ({info.title}): {len(rows)} minute(s) written to {args.csv}", file=sys.stderr)
+    return 0
+
+
+def cmd_sessions_summary(args) -> int:
+    from emotion.analysis import mood_changes, session_distribution, summarize
+
+    store = _store()
+    info = _chosen_session(store, args)
+    minutes = store.minutes(info.id)
+    summary = summarize(minutes, args.threshold, info.minute_seconds)
+    print(f"session {info.id} ({info.title}), {info.status}, started {info.started_at:%Y-%m-%d %H:%M} UTC")
+    print(f"  {summary.minutes} minute(s), {summary.duration_seconds / 60:.1f} min long")
+    if summary.mean_faces_per_frame is not None:
+        print(f"  {summary.mean_faces_per_frame:.2f} faces per frame on average")
+    if summary.share_above_threshold is not None:
+        print(f"  negative share above {args.threshold:.0%} in {summary.minutes_above_threshold} of "
+              f"{summary.minutes_with_faces} minute(s) with faces ({summary.share_above_threshold:.0%})")
+    mix = session_distribution(minutes)
+    if mix:
+        print("  whole session: " + ", ".join(f"{e} {share:.0%}" for e, share in mix.items()))
+    for change in mood_changes(minutes):
+        print(f"  mood change minute {change.previous + 1} -> {change.minute + 1}: {change.distance:.0%}")
     return 0
 
 
@@ -101,6 +130,12 @@ def cmd_sessions_import(args) -> int:
     return 0
 
 
+def _add_session_choice(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("session_id", nargs="?")
+    target.add_argument("--latest", action="store_true", help="the most recent session")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emotion", description="Class Mood from the command line")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--fps", type=float, default=4.0, help="frames per second of video to analyse")
     analyze.add_argument("--detect-every", type=int, default=1, help="run the face detector on every Nth analysed frame")
     analyze.add_argument("--min-face", type=int, default=40, help="smallest face side in px to detect")
+    analyze.add_argument("--coast-seconds", type=float, default=AnalysisSettings.coast_seconds,
+                         help="a student the detector misses keeps counting this long (0 = off)")
     analyze.add_argument("--minute-seconds", type=float, default=60.0, help="length of a 'minute' in seconds")
     analyze.add_argument("--aggregation", choices=["top", "mean", "corrected"], default="mean",
                          help="how a minute's shares are computed (see emotion/aggregate.py)")
@@ -124,12 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     sessions = commands.add_parser("sessions", help="stored sessions").add_subparsers(dest="action", required=True)
     sessions.add_parser("list", help="list stored sessions").set_defaults(run=cmd_sessions_list)
     export = sessions.add_parser("export", help="write a session's CSV")
-    target = export.add_mutually_exclusive_group(required=True)
-    target.add_argument("session_id", nargs="?")
-    target.add_argument("--latest", action="store_true", help="the most recent session")
+    _add_session_choice(export)
     export.add_argument("--csv", required=True)
     export.add_argument("--students", help="also write the per-student CSV here")
     export.set_defaults(run=cmd_sessions_export)
+    summary = sessions.add_parser("summary", help="a session's duration, faces, negative minutes and mood changes")
+    _add_session_choice(summary)
+    summary.add_argument("--threshold", type=float, default=AlertRule().negative_threshold,
+                         help="negative share (angry+disgust+fear+sad) counted as high")
+    summary.set_defaults(run=cmd_sessions_summary)
     importer = sessions.add_parser("import", help="validate and store a session CSV")
     importer.add_argument("file")
     importer.add_argument("--title")
@@ -138,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from emotion.model_io import ModelFileError
     from emotion.session_csv import SessionCsvError
     from emotion.settings import SettingsError
@@ -148,7 +190,14 @@ def main(argv=None) -> int:
     try:
         return args.run(args)
     except SessionNotFound as exc:
-        print(f"error: no stored session {exc.args[0]!r}; see `python -m emotion sessions list`", file=sys.stderr)
+        if getattr(args, "latest", False):
+            print("error: no sessions stored yet", file=sys.stderr)
+        else:
+            print(f"error: no stored session {exc.args[0]!r}; see `python -m emotion sessions list`", file=sys.stderr)
     except (ModelFileError, VideoError, SessionCsvError, SettingsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except SQLAlchemyError as exc:
+        print(f"error: the session database cannot be used: {exc}", file=sys.stderr)
+    except RuntimeError as exc:  # a database that is not Class Mood's, or from a newer version
         print(f"error: {exc}", file=sys.stderr)
     return 2

@@ -23,6 +23,7 @@ from emotion.faces import Faces
 from emotion.pipeline import FramePipeline
 from emotion.recorder import SessionRecorder
 from emotion.store import SessionStore
+from emotion.track import Tracker
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class LiveSettings:
     minute_seconds: float = 60.0
     aggregation: str = "mean"
     blur_faces: bool = False
+    coast_seconds: float = 2.0  # a briefly missed student keeps counting this long (see emotion/track.py)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     alert_rule: AlertRule = field(default_factory=AlertRule)
 
@@ -54,7 +56,8 @@ class LiveSession:
         self.clock = clock
         confusion = classifier.metadata.get("validation", {}).get("confusion_matrix")
         self.aggregator = MoodAggregator(settings.minute_seconds, settings.aggregation, confusion)
-        self.pipeline = FramePipeline(classifier, self.aggregator, detector=FaceDetector(settings.detector))
+        self.pipeline = FramePipeline(classifier, self.aggregator, detector=FaceDetector(settings.detector),
+                                      tracker=Tracker(coast_seconds=settings.coast_seconds))
         self.recorder: SessionRecorder | None = None
         self._busy = threading.Lock()  # held while a frame is being analysed
         self._state = threading.Lock()  # guards the fields below

@@ -1,4 +1,9 @@
-"""detect -> classify -> track -> aggregate, one frame at a time, the same for camera, file and screen."""
+"""detect -> track -> classify -> aggregate, one frame at a time, the same for camera, file and screen.
+
+Tracking runs before classification so that the faces the tracker keeps for a
+frame (confirmed detections and briefly missed, coasting students) are
+classified together in one batched call.
+"""
 from __future__ import annotations
 
 import time
@@ -13,7 +18,7 @@ from emotion.detect import DetectorSettings, FaceDetector
 from emotion.faces import Faces
 from emotion.track import Tracker
 
-STAGES = ("detect", "classify", "track", "aggregate")
+STAGES = ("detect", "track", "classify", "aggregate")
 
 
 @dataclass
@@ -55,9 +60,9 @@ class FramePipeline:
         else:
             faces = Faces.from_boxes(self._last_boxes, timestamp)
         t1 = clock()
-        faces = self.classify(frame, faces)
-        t2 = clock()
         faces = self.track(faces)
+        t2 = clock()
+        faces = self.classify(frame, faces)
         t3 = clock()
         self.aggregator.add(faces)
         t4 = clock()

@@ -5,8 +5,10 @@ empty when faces == 0; `dominant` is the largest of them.
 """
 from __future__ import annotations
 
+import csv
 import io
 import math
+from itertools import zip_longest
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -18,6 +20,7 @@ from emotion.labels import EMOTIONS
 SESSION_COLUMNS = ["session_id", "minute", "minute_start", "frames", "faces", "students", *EMOTIONS, "dominant"]
 STUDENT_COLUMNS = ["session_id", "track_id", "minute", "faces", *EMOTIONS, "dominant"]
 SUM_TOLERANCE = 0.01
+MAX_WHOLE = 2**31 - 1  # the largest INTEGER every supported database stores
 
 
 class SessionCsvError(ValueError):
@@ -56,80 +59,125 @@ class ImportedSession:
     session_id: str
     started: datetime
     minutes: list[MinuteMood]
+    minute_seconds: float = 60.0
+
+    @property
+    def ended(self) -> datetime:
+        return self.started + timedelta(seconds=(self.minutes[-1].minute + 1) * self.minute_seconds)
 
 
 def parse_session_csv(data: bytes | str, name: str = "the CSV") -> ImportedSession:
-    """Validate a session CSV and return its minutes; any problem raises SessionCsvError naming row and column."""
-    text = data.decode("utf-8-sig", errors="replace") if isinstance(data, bytes) else data
-    if not text.strip():
+    """Validate a session CSV and return its minutes; any problem raises SessionCsvError naming row and column.
+
+    Rows are counted as a text editor or spreadsheet shows them: the header is row 1.
+    """
+    text = data.decode("utf-8-sig", errors="replace") if isinstance(data, bytes) else data.removeprefix("\ufeff")
+    records = _records(text, name)
+    if not records:
         raise SessionCsvError(f"{name} is empty; expected a header line with {', '.join(SESSION_COLUMNS)}")
-    try:
-        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SessionCsvError(f"{name} is not a readable CSV: {exc}") from exc
-    columns = [c.strip() for c in table.columns]
-    if columns != SESSION_COLUMNS:
-        missing = [c for c in SESSION_COLUMNS if c not in columns]
-        extra = [c for c in columns if c not in SESSION_COLUMNS]
-        detail = "; ".join(filter(None, [f"missing {', '.join(missing)}" if missing else "",
-                                         f"unexpected {', '.join(extra)}" if extra else "",
-                                         "columns out of order" if not missing and not extra else ""]))
-        raise SessionCsvError(f"{name} has the wrong columns ({detail}); expected, in order: {', '.join(SESSION_COLUMNS)}")
-    table.columns = columns
-    if table.empty:
+    header_row, header = records[0]
+    header = [c.strip() for c in header]
+    if header != SESSION_COLUMNS:
+        column = next(i for i, (found, expected) in enumerate(zip_longest(header, SESSION_COLUMNS))
+                      if found != expected)
+        found = repr(header[column]) if column < len(header) else "nothing"
+        expected = repr(SESSION_COLUMNS[column]) if column < len(SESSION_COLUMNS) else "no more columns"
+        raise SessionCsvError(f"{name} row {header_row} (header), column {column + 1}: expected {expected}, found "
+                              f"{found}; the columns must be, in order: {', '.join(SESSION_COLUMNS)}")
+    if len(records) == 1:
         raise SessionCsvError(f"{name} has a header but no minute rows")
 
     def cell_error(row: int, column: str, problem: str) -> SessionCsvError:
-        return SessionCsvError(f"{name} row {row + 2}, column {column}: {problem}")
+        return SessionCsvError(f"{name} row {row}, column {column}: {problem}")
 
-    session_ids = set(table["session_id"].str.strip())
-    if len(session_ids) != 1 or "" in session_ids:
-        raise SessionCsvError(f"{name} must hold one session: found session_id values {sorted(session_ids)[:5]}")
-    minutes, seen, started = [], {}, None
-    for i, record in table.iterrows():
+    first_row, (session_id, *_) = records[1]
+    session_id = session_id.strip()
+    minutes, rows_of_minute, starts = [], {}, {}
+    for row, cells in records[1:]:
+        if len(cells) != len(SESSION_COLUMNS):
+            if len(cells) < len(SESSION_COLUMNS):
+                raise cell_error(row, SESSION_COLUMNS[len(cells)],
+                                 f"missing (the row has {len(cells)} of {len(SESSION_COLUMNS)} cells)")
+            raise cell_error(row, str(len(SESSION_COLUMNS) + 1),
+                             f"unexpected extra cell {cells[len(SESSION_COLUMNS)]!r} "
+                             f"(the row has {len(cells)} cells, expected {len(SESSION_COLUMNS)})")
+        record = {column: cell.strip() for column, cell in zip(SESSION_COLUMNS, cells)}
+        if not record["session_id"]:
+            raise cell_error(row, "session_id", "is empty")
+        if record["session_id"] != session_id:
+            raise cell_error(row, "session_id", f"{record['session_id']!r} differs from {session_id!r} in row "
+                                                f"{first_row}: a session CSV holds one session")
         numbers = {}
         for column in ("minute", "frames", "faces", "students"):
-            value = record[column].strip()
-            if not value.isdigit():
-                raise cell_error(i, column, f"{value!r} is not a whole number >= 0")
+            value = record[column]
+            if not (value.isascii() and value.isdigit() and len(value) <= 10 and int(value) <= MAX_WHOLE):
+                raise cell_error(row, column, f"{value!r} is not a whole number between 0 and {MAX_WHOLE}")
             numbers[column] = int(value)
-        if numbers["minute"] in seen:
-            raise cell_error(i, "minute", f"minute {numbers['minute']} already appears in row {seen[numbers['minute']] + 2}")
-        seen[numbers["minute"]] = i
+        minute = numbers["minute"]
+        if minute in rows_of_minute:
+            raise cell_error(row, "minute", f"minute {minute} already appears in row {rows_of_minute[minute]}")
+        rows_of_minute[minute] = row
         try:
-            moment = datetime.fromisoformat(record["minute_start"].strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise cell_error(i, "minute_start", f"{record['minute_start']!r} is not an ISO-8601 time") from None
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-        if started is None or numbers["minute"] < min(seen):
-            started = moment - timedelta(minutes=numbers["minute"])
+            moment = datetime.fromisoformat(record["minute_start"].replace("Z", "+00:00"))
+            starts[minute] = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        except (ValueError, OverflowError):
+            raise cell_error(row, "minute_start", f"{record['minute_start']!r} is not an ISO-8601 time") from None
         shares = {}
         for emotion in EMOTIONS:
-            value = record[emotion].strip()
+            value = record[emotion]
             if value == "":
                 continue
             try:
                 share = float(value)
             except ValueError:
-                raise cell_error(i, emotion, f"{value!r} is not a number") from None
-            if not (0.0 <= share <= 1.0) or math.isnan(share):
-                raise cell_error(i, emotion, f"{value} is not a fraction between 0 and 1")
+                raise cell_error(row, emotion, f"{value!r} is not a number") from None
+            if not (0.0 <= share <= 1.0):
+                raise cell_error(row, emotion, f"{value} is not a fraction between 0 and 1")
             shares[emotion] = share
         if numbers["faces"] == 0:
             if shares:
-                raise cell_error(i, "faces", "is 0 but emotion shares are given; leave them empty")
+                raise cell_error(row, "faces", "is 0 but emotion shares are given; leave them empty")
             shares = None
         else:
             if len(shares) != len(EMOTIONS):
                 empty = next(e for e in EMOTIONS if e not in shares)
-                raise cell_error(i, empty, f"is empty although faces = {numbers['faces']}")
+                raise cell_error(row, empty, f"is empty although faces = {numbers['faces']}")
             total = sum(shares.values())
             if abs(total - 1.0) > SUM_TOLERANCE:
-                raise cell_error(i, "angry..surprise", f"the seven shares sum to {total:.4f}, not 1")
-        mood = MinuteMood(numbers["minute"], numbers["frames"], numbers["faces"], numbers["students"], shares)
-        dominant = record["dominant"].strip()
+                raise cell_error(row, "angry..surprise", f"the seven shares sum to {total:.4f}, not 1")
+        mood = MinuteMood(minute, numbers["frames"], numbers["faces"], numbers["students"], shares)
+        dominant = record["dominant"]
         if dominant != (mood.dominant or "") and not (shares and dominant in shares and
                                                        math.isclose(shares[dominant], shares[mood.dominant])):
-            raise cell_error(i, "dominant", f"{dominant!r} is not the largest share ({mood.dominant or 'empty'})")
+            raise cell_error(row, "dominant", f"{dominant!r} is not the largest share ({mood.dominant or 'empty'})")
         minutes.append(mood)
-    return ImportedSession(session_ids.pop(), started, sorted(minutes, key=lambda m: m.minute))
+    minutes.sort(key=lambda m: m.minute)
+    first, last = minutes[0].minute, minutes[-1].minute
+    minute_seconds = 60.0
+    if last > first:
+        minute_seconds = (starts[last] - starts[first]).total_seconds() / (last - first)
+        if minute_seconds <= 0:
+            raise cell_error(rows_of_minute[last], "minute_start",
+                             f"minute {last} does not start after minute {first} (row {rows_of_minute[first]})")
+    try:
+        imported = ImportedSession(session_id, starts[first] - timedelta(seconds=first * minute_seconds), minutes,
+                                   minute_seconds)
+        imported.ended  # noqa: B018  (raises OverflowError past the year 9999)
+    except OverflowError:
+        raise cell_error(rows_of_minute[first], "minute_start",
+                         "the session's start (minute 0) or end would fall outside the calendar") from None
+    return imported
+
+
+def _records(text: str, name: str) -> list[tuple[int, list[str]]]:
+    """The non-blank CSV records, each with the row it starts on."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records, row = [], 1
+    try:
+        for cells in reader:
+            if any(cell.strip() for cell in cells):
+                records.append((row, cells))
+            row = reader.line_num + 1
+    except csv.Error as exc:
+        raise SessionCsvError(f"{name} row {row} is not readable CSV: {exc}") from None
+    return records

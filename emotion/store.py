@@ -19,13 +19,14 @@ from emotion.labels import EMOTIONS
 
 SCHEMA_VERSION = 2
 STALE_AFTER = timedelta(seconds=30)  # a live session not written for this long was interrupted
+TITLE_LENGTH = 200
 
 metadata = sa.MetaData()
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 sessions = sa.Table(
     "sessions", metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("title", sa.String(TITLE_LENGTH), nullable=False),
     sa.Column("source_kind", sa.String(20), nullable=False),  # camera, video, window, import
     sa.Column("source_name", sa.String(500), nullable=False, default=""),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
@@ -89,6 +90,21 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc)
 
 
+def _utc(moment: datetime) -> datetime:
+    """What gets stored: UTC, because SQLite drops the offset (a naive time is taken as UTC already)."""
+    return _aware(moment).astimezone(timezone.utc)
+
+
+def _title(title: str) -> str:
+    """A title the analyst typed, checked: trimmed, not empty, short enough for every database."""
+    title = title.strip()
+    if not title:
+        raise ValueError("a session title cannot be empty")
+    if len(title) > TITLE_LENGTH:
+        raise ValueError(f"a session title has at most {TITLE_LENGTH} characters (this one has {len(title)})")
+    return title
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     id: str
@@ -119,13 +135,16 @@ class SessionNotFound(KeyError):
 
 
 class SessionStore:
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, stale_after: timedelta = STALE_AFTER):
+        """`stale_after`: how long a live session may go unwritten before it is listed as interrupted."""
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.url = url
+        self.stale_after = stale_after
         self.engine = sa.create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
         self._migrate()
 
     # ---- schema
@@ -157,10 +176,11 @@ class SessionStore:
                        settings: dict | None = None, owner: str = "", status: str = "live") -> str:
         session_id = uuid.uuid4().hex[:12]
         now = utcnow()
+        title = title.strip()[:TITLE_LENGTH] or "Untitled session"  # a class starts whatever the name field holds
         with self.engine.begin() as db:
             db.execute(sessions.insert().values(
                 id=session_id, title=title, source_kind=source_kind, source_name=source_name,
-                started_at=started_at or now, last_write_at=now, status=status, minute_seconds=minute_seconds,
+                started_at=_utc(started_at or now), last_write_at=now, status=status, minute_seconds=minute_seconds,
                 model_name=model_name, model_meta=json.dumps(model_meta or {}), settings=json.dumps(settings or {}),
                 owner=owner))
         return session_id
@@ -194,9 +214,7 @@ class SessionStore:
                                               created_at=utcnow()))
 
     def rename(self, session_id: str, title: str) -> None:
-        title = title.strip()
-        if not title:
-            raise ValueError("a session title cannot be empty")
+        title = _title(title)
         with self.engine.begin() as db:
             if db.execute(sessions.update().where(sessions.c.id == session_id).values(title=title)).rowcount == 0:
                 raise SessionNotFound(session_id)
@@ -212,7 +230,7 @@ class SessionStore:
     def _info(self, row) -> SessionInfo:
         status = row.status
         last = _aware(row.last_write_at)
-        if status == "live" and (last is None or utcnow() - last > STALE_AFTER):
+        if status == "live" and (last is None or utcnow() - last > self.stale_after):
             status = "interrupted"
         return SessionInfo(row.id, row.title, row.source_kind, row.source_name, _aware(row.started_at),
                            _aware(row.ended_at), last, status, row.minute_seconds, row.model_name,
@@ -258,12 +276,11 @@ class SessionStore:
     def import_session(self, imported, *, title: str, source_name: str, owner: str = "") -> str:
         """Store a validated CSV (see session_csv.parse_session_csv) as an ended session, all or nothing."""
         session_id = uuid.uuid4().hex[:12]
-        last = imported.minutes[-1].minute if imported.minutes else 0
         with self.engine.begin() as db:
             db.execute(sessions.insert().values(
-                id=session_id, title=title, source_kind="import", source_name=source_name,
-                started_at=imported.started, ended_at=imported.started + timedelta(minutes=last + 1),
-                last_write_at=utcnow(), status="ended", minute_seconds=60.0, model_name="", model_meta="{}",
+                id=session_id, title=_title(title), source_kind="import", source_name=source_name,
+                started_at=_utc(imported.started), ended_at=_utc(imported.ended), last_write_at=utcnow(),
+                status="ended", minute_seconds=imported.minute_seconds, model_name="", model_meta="{}",
                 settings=json.dumps({"imported_session_id": imported.session_id}), owner=owner))
             db.execute(minutes.insert(), [
                 {"session_id": session_id, "minute": m.minute, "frames": m.frames, "faces": m.faces,
@@ -272,8 +289,15 @@ class SessionStore:
 
 
 def _sqlite_pragmas(connection, _record) -> None:
+    # Python's sqlite3 would commit DDL outside the transaction, leaving a half-migrated file after a
+    # failed migration; with its own transaction handling off, `_sqlite_begin` makes every step atomic.
+    connection.isolation_level = None
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers (the analyst page) never block the live writer
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    connection.exec_driver_sql("BEGIN")

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,17 @@ def run_module(*args, env=None, timeout=600, check=True):
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def wait_until(check, timeout=120.0):
+    """Poll `check` until it returns something truthy; that value, or a failed test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {check}")
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +60,14 @@ def model_dir(tmp_path, monkeypatch) -> Path:
     folder.mkdir()
     monkeypatch.setenv("CLASS_MOOD_MODELS", str(folder))
     return folder
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch) -> Path:
+    """An empty runs root used as CLASS_MOOD_RUNS, with uploads going to a temporary CLASS_MOOD_DATASETS."""
+    monkeypatch.setenv("CLASS_MOOD_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("CLASS_MOOD_DATASETS", str(tmp_path / "datasets"))
+    return tmp_path / "runs"
 
 
 @pytest.fixture

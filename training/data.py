@@ -114,7 +114,8 @@ def load_split(path: str | Path, split: str | None = None, *, skip_unreadable: b
     return _load_folders(folder, skip_unreadable=skip_unreadable)
 
 
-def _load_folders(root: Path, *, skip_unreadable: bool) -> FaceSet:
+def _class_folders(root: Path) -> list[Path]:
+    """The emotion folders of one split; anything else there is an error naming it."""
     class_dirs = [child for child in sorted(root.iterdir()) if child.is_dir()]
     if not class_dirs:
         raise DatasetError(f"no emotion folders in {root}; expected {EXPECTED_FORMS}")
@@ -123,6 +124,11 @@ def _load_folders(root: Path, *, skip_unreadable: bool) -> FaceSet:
         raise DatasetError(
             f"unknown label folder(s) {', '.join(unknown)} in {root}; expected folders named {', '.join(EMOTIONS)}"
         )
+    return class_dirs
+
+
+def _load_folders(root: Path, *, skip_unreadable: bool) -> FaceSet:
+    class_dirs = _class_folders(root)
     images, labels, names, unreadable = [], [], [], []
     for class_dir in class_dirs:
         label = EMOTIONS.index(class_dir.name.lower())
@@ -149,18 +155,8 @@ def _load_folders(root: Path, *, skip_unreadable: bool) -> FaceSet:
 
 
 def _load_csv(csv_path: Path, split: str | None) -> FaceSet:
-    import pandas as pd
-
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # pandas raises many types for broken files
-        raise DatasetError(f"cannot read {csv_path} as CSV: {exc}") from exc
-    columns = [c.strip() for c in table.columns]
-    table.columns = columns
-    if "emotion" not in columns or "pixels" not in columns:
-        raise DatasetError(
-            f"{csv_path} has columns {', '.join(columns) or '(none)'}; expected emotion,pixels[,Usage] as in Kaggle's fer2013.csv"
-        )
+    table = _read_csv(csv_path)
+    columns = list(table.columns)
     if split is not None:
         if "Usage" not in columns:
             raise DatasetError(f"{csv_path} has no Usage column, so it cannot select the '{split}' split")
@@ -192,6 +188,56 @@ def _load_csv(csv_path: Path, split: str | None) -> FaceSet:
         labels[i] = EMOTIONS.index(emotion)
         names.append(f"{csv_path.name} row {row}")
     return FaceSet(images, labels, names, f"{csv_path}" + (f" [{split}]" if split else ""))
+
+
+def _read_csv(csv_path: Path, columns: list[str] | None = None):
+    """The CSV as strings (only `columns` when given), after checking it has FER2013's columns."""
+    import pandas as pd
+
+    try:
+        header = [c.strip() for c in pd.read_csv(csv_path, nrows=0).columns]
+        if "emotion" not in header or "pixels" not in header:
+            raise DatasetError(f"{csv_path} has columns {', '.join(header) or '(none)'}; "
+                               "expected emotion,pixels[,Usage] as in Kaggle's fer2013.csv")
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False,
+                            usecols=None if columns is None else lambda c: c.strip() in columns)
+    except DatasetError:
+        raise
+    except Exception as exc:  # pandas raises many types for broken files
+        raise DatasetError(f"cannot read {csv_path} as CSV: {exc}") from exc
+    table.columns = [c.strip() for c in table.columns]
+    return table
+
+
+def available_splits(path: str | Path) -> list[str | None]:
+    """The splits a dataset holds (train, val, test), or [None] for one undivided set.
+
+    A cheap look at the layout (folder and column names, the CSV's Usage column) that
+    raises DatasetError for anything load_split would refuse for its form.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"dataset not found: {path} does not exist; expected {EXPECTED_FORMS}")
+    csv_path = find_csv(path)
+    if csv_path is not None:
+        table = _read_csv(csv_path, ["Usage"])
+        if "Usage" not in table.columns:
+            return [None]
+        present = {value.strip() for value in table["Usage"].unique()}
+        return [split for split, usage in CSV_USAGE.items() if usage in present]
+    if path.is_file():
+        raise DatasetError(f"{path} is a file but not a CSV; expected {EXPECTED_FORMS}")
+    if _is_emotion_folder_root(path):
+        _class_folders(path)
+        return [None]
+    splits = {split: _split_folder(path, split) for split in SPLIT_ALIASES}
+    splits = {split: folder for split, folder in splits.items() if folder is not None}
+    if not splits:
+        found = ", ".join(sorted(c.name for c in path.iterdir())) or "nothing"
+        raise DatasetError(f"no split or emotion folders in {path} (found: {found}); expected {EXPECTED_FORMS}")
+    for folder in splits.values():
+        _class_folders(folder)
+    return list(splits)
 
 
 def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:

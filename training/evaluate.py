@@ -12,6 +12,8 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +42,35 @@ def evaluate(classifier, faces, *, tta: bool = False) -> tuple[dict, np.ndarray]
     report = classification_report(faces.labels, probabilities)
     report.update(model=classifier.name, data=faces.source, tta=tta)
     return report, probabilities
+
+
+@dataclass
+class Mistake:
+    """A validation face the model got wrong, for the gallery of confident mistakes."""
+
+    image: np.ndarray  # 48x48 gray
+    name: str
+    true: str
+    predicted: str
+    confidence: float
+
+
+def evaluate_model(model_path: str | Path, data: str | Path, split: str = "val", *,
+                   mistakes: int = 16, tta: bool = False) -> tuple[dict, list[Mistake]]:
+    """The report of `evaluate` plus the faces the model was most confidently wrong about.
+
+    Raises DatasetError or ModelFileError with a clear message; unreadable images are left out.
+    """
+    from emotion.classifier import EmotionClassifier
+    from emotion.labels import EMOTIONS
+    from training.data import load_split
+
+    faces = load_split(data, split, skip_unreadable=True)
+    report, probabilities = evaluate(EmotionClassifier.load(model_path), faces, tta=tta)
+    wrong = [Mistake(faces.images[i], faces.names[i], EMOTIONS[faces.labels[i]],
+                     EMOTIONS[int(probabilities[i].argmax())], float(probabilities[i].max()))
+             for i in confident_mistakes(faces.labels, probabilities, mistakes)]
+    return report, wrong
 
 
 def format_report(report: dict) -> str:

@@ -25,24 +25,29 @@ from pathlib import Path
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # ~1.5x faster training on this AMD CPU
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DEFAULT_RUNS = Path(os.environ.get("CLASS_MOOD_RUNS", Path.home() / ".cache" / "class-mood" / "runs"))
 LOG_FIELDS = ["epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 # Settings that must not change when a run is resumed.
 RESUME_KEYS = ("data", "train_split", "val_split", "arch", "image_size", "batch_size", "seed", "init", "limit")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def default_runs_root() -> Path:
+    """Where run folders go unless --out says otherwise: CLASS_MOOD_RUNS, read when asked."""
+    return Path(os.environ.get("CLASS_MOOD_RUNS", Path.home() / ".cache" / "class-mood" / "runs")).expanduser()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every training knob as a flag; the training page reads the same flags and help texts."""
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="FER2013: fer2013.csv or a folder with train/ and val/ emotion folders")
     p.add_argument("--train-split", default="train", help="split to train on (train / Training)")
     p.add_argument("--val-split", default="val", help="split to select the model on (val / PublicTest)")
-    p.add_argument("--out", default=str(DEFAULT_RUNS / "default"), help="run folder: checkpoints, logs, best model")
+    p.add_argument("--out", default=str(default_runs_root() / "default"), help="run folder: checkpoints, logs, best model")
     p.add_argument("--arch", choices=["inceptionv3", "small"], default="inceptionv3",
                    help="inceptionv3 = the product's model; small = a tiny CNN for quick trials and tests")
     p.add_argument("--image-size", type=int, default=75, help="network input side in px (InceptionV3 needs >= 75)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=64, help="images per training step")
+    p.add_argument("--epochs", type=int, default=60, help="passes over the training images (early stopping may end sooner)")
     p.add_argument("--optimizer", choices=["adamw", "adam", "sgd", "rmsprop"], default="adamw",
                    help="adamw = Adam with decoupled weight decay; sgd = SGD with Nesterov momentum "
                         "(at lr 0.02 it did not learn in 300 batches from scratch here, Adam did)")
@@ -73,7 +78,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fresh", action="store_true", help="discard an existing run in --out instead of resuming it")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--print-every", type=int, default=20, help="batches between progress lines")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def options() -> dict[str, argparse.Action]:
+    """Every flag by setting name, with its default, choices and help: the training page's widgets use them."""
+    return {action.dest: action for action in build_parser()._actions if action.option_strings}
+
+
+def to_argv(settings: dict) -> list[str]:
+    """Flags that reproduce `settings` (a saved config.json, or any part of it): resuming and the page use it."""
+    argv = []
+    for action in options().values():
+        if action.dest not in settings:
+            continue
+        value, flag = settings[action.dest], action.option_strings[0]
+        if action.nargs == 0:  # an on/off flag such as --no-augment: given only when it changes the default
+            if value == action.const:
+                argv.append(flag)
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 class StopRequest:
@@ -164,15 +193,19 @@ def main(argv=None) -> int:
         print(f"resuming {run} at epoch {state['epoch'] + 1} batch {state['batch']}")
     else:
         try:
-            if args.arch == "small":
+            if args.init not in ("scratch", "imagenet"):  # a model file to fine-tune, whatever --arch says
+                model = load_keras_model(args.init)
+            elif args.arch == "small":
                 model = build_small_cnn(args.image_size, dropout=args.dropout)
-            elif args.init in ("scratch", "imagenet"):
+            else:
                 model = build_model(args.image_size, weights=None if args.init == "scratch" else "imagenet",
                                     dropout=args.dropout, bn_momentum=args.bn_momentum)
-            else:
-                model = load_keras_model(args.init)
         except (ModelFileError, ValueError, OSError) as exc:
             print(f"error: cannot start from {args.init}: {exc}", file=sys.stderr)
+            return 2
+        if model.input_shape[1] != args.image_size:
+            print(f"error: {args.init} takes {model.input_shape[1]} px images; pass --image-size "
+                  f"{model.input_shape[1]} to fine-tune it", file=sys.stderr)
             return 2
         optimizer_kwargs = {"learning_rate": args.lr, "clipnorm": args.clipnorm or None,
                             "weight_decay": args.weight_decay or None}
@@ -202,10 +235,13 @@ def main(argv=None) -> int:
         os.replace(run / "last.tmp.keras", checkpoint)
         write_json(state_file, state)
 
+    speed = {"images_per_s": 0.0}  # the last measured, still reported once stopped or finished
+
     def report_progress(epoch: int, batch: int, status: str, rate: float = 0.0) -> None:
+        speed["images_per_s"] = rate or speed["images_per_s"]
         write_json(run / "progress.json", {
             "pid": os.getpid(), "status": status, "epoch": epoch, "epochs": args.epochs, "batch": batch,
-            "batches": steps, "elapsed": time.time() - started, "images_per_s": rate,
+            "batches": steps, "elapsed": time.time() - started, "images_per_s": speed["images_per_s"],
             "best_val_accuracy": state["best_val_accuracy"], "updated": time.time()})
 
     # ---- training loop

@@ -1,0 +1,285 @@
+"""The analyst's page: look back at stored sessions or an uploaded session CSV, compare them, export, tidy up.
+
+Thin on purpose: numbers come from emotion.analysis, figures from emotion.charts, storage from emotion.store.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import streamlit as st
+
+import ui  # noqa: F401  (first: import order with TensorFlow, see ui/__init__.py)
+
+st.set_page_config(page_title="Sessions · Class Mood", page_icon="🙂", layout="wide")
+
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
+
+from emotion import charts  # noqa: E402
+from emotion.aggregate import MinuteMood, StudentMinute  # noqa: E402
+from emotion.alerts import AlertRule  # noqa: E402
+from emotion.analysis import mood_changes, summarize  # noqa: E402
+from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS  # noqa: E402
+from emotion.session_csv import (STUDENT_COLUMNS, SessionCsvError, parse_session_csv, student_rows,  # noqa: E402
+                                 to_csv_bytes)
+from emotion.store import TITLE_LENGTH, Alert, SessionInfo, SessionNotFound, SessionStore  # noqa: E402
+from ui.common import PRIVACY_NOTE, get_store  # noqa: E402
+from ui.mood_view import download_csv  # noqa: E402
+
+CHOSEN = "chosen_sessions"  # session-state key of the session picker
+NOTICES = "sessions_notices"  # outcomes of button callbacks, shown at the top of the next run
+MAX_CHOSEN = 3
+TOP_EMOTION = "top emotion"
+BROWSER_PNG_HINT = "The camera icon above each chart still saves it as PNG from your browser."
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """One session as the page shows it: a stored one (info set) or an uploaded CSV not stored yet."""
+
+    key: str  # prefix of its widget keys
+    session_id: str  # as written into its CSVs
+    title: str
+    started_at: datetime
+    minute_seconds: float
+    minutes: list[MinuteMood]
+    students: list[StudentMinute]
+    alerts: list[Alert]
+    info: SessionInfo | None = None
+
+
+def stored_view(store: SessionStore, info: SessionInfo) -> SessionView:
+    return SessionView(info.id, info.id, info.title, info.started_at, info.minute_seconds, store.minutes(info.id),
+                       store.student_minutes(info.id), store.alerts(info.id), info)
+
+
+def session_label(info: SessionInfo) -> str:
+    source = f"{info.source_kind}: {info.source_name}" if info.source_name else info.source_kind
+    return f"{info.title} — {info.started_at:%Y-%m-%d %H:%M} UTC — {info.status} — {source}"
+
+
+def act(action: Callable[[], None], done: str) -> None:
+    """Run a button's change to the store; callbacks cannot draw, so the outcome waits in session state."""
+    notices = st.session_state.setdefault(NOTICES, [])
+    try:
+        action()
+    except SessionNotFound:
+        notices.append(("warning", "That session no longer exists; it was deleted meanwhile."))
+    except ValueError as exc:
+        notices.append(("error", str(exc)))
+    except SQLAlchemyError as exc:
+        log.exception("session store change failed")
+        notices.append(("error", f"The session database refused the change: {str(exc).splitlines()[0]}"))
+    except Exception as exc:  # a callback's traceback would reach the page: say what failed instead
+        log.exception("session store change failed")
+        notices.append(("error", f"The change failed ({type(exc).__name__}: {exc}); details are in the server log."))
+    else:
+        notices.append(("success", done))
+
+
+def show_notices() -> None:
+    for kind, message in st.session_state.pop(NOTICES, []):
+        getattr(st, kind)(message)
+
+
+def pick_sessions(sessions: list[SessionInfo]) -> list[SessionInfo]:
+    """The stored sessions the analyst chose, newest first in the list; the newest is chosen at first."""
+    if not sessions:
+        st.info("No sessions yet. A session is stored when the dashboard follows a class or "
+                "`python -m emotion analyze` runs on a recording; you can also upload a session CSV below.")
+        return []
+    by_id = {s.id: s for s in sessions}
+    st.session_state[CHOSEN] = [i for i in st.session_state.get(CHOSEN, [sessions[0].id]) if i in by_id]
+    chosen = st.multiselect(f"Sessions (up to {MAX_CHOSEN}, side by side)", list(by_id), key=CHOSEN,
+                            format_func=lambda session_id: session_label(by_id[session_id]),
+                            max_selections=MAX_CHOSEN)
+    return [by_id[i] for i in chosen]
+
+
+def uploaded_view(store: SessionStore, expanded: bool) -> SessionView | None:
+    """A session CSV dropped on the page: validated, shown beside the chosen sessions, stored on request."""
+    with st.expander("Upload a session CSV", expanded=expanded):
+        upload = st.file_uploader("Session CSV (as exported here or by `python -m emotion`)", type=["csv"],
+                                  key="upload")
+        if upload is None:
+            return None
+        try:
+            imported = parse_session_csv(upload.getvalue(), upload.name)
+        except SessionCsvError as exc:
+            st.error(f"Not imported: {exc}")
+            return None
+        stored = st.session_state.setdefault("stored_uploads", {})
+        if upload.file_id in stored:
+            st.success(f"{upload.name} is stored as session {stored[upload.file_id]}.")
+            return None
+        st.success(f"{upload.name}: {len(imported.minutes)} valid minute(s), shown below.")
+        st.text_input("Title", value=Path(upload.name).stem[:TITLE_LENGTH], key="upload-title",
+                      max_chars=TITLE_LENGTH)
+
+        def store_upload() -> None:
+            session_id = store.import_session(imported, title=st.session_state["upload-title"],
+                                              source_name=upload.name)
+            stored[upload.file_id] = session_id
+            st.session_state[CHOSEN] = [session_id]
+
+        st.button("Store as a session", key="upload-store", on_click=act,
+                  args=(store_upload, f"Stored {upload.name} as a session."))
+    return SessionView("upload", imported.session_id, f"{upload.name} (uploaded)", imported.started,
+                       imported.minute_seconds, imported.minutes, [], [])
+
+
+def session_figures(view: SessionView, student_emotion: str) -> dict:
+    """The charts of one session by name (names also go into keys and PNG file names)."""
+    figures = {"mood-over-time": charts.mood_over_time(view.minutes),
+               "emotions-per-minute": charts.emotion_heatmap(view.minutes),
+               "whole-session": charts.session_distribution_bars(view.minutes)}
+    if view.students:
+        figures["students"] = charts.student_timelines(view.students,
+                                                       None if student_emotion == TOP_EMOTION else student_emotion)
+    return figures
+
+
+def show_summary(view: SessionView, threshold: float) -> None:
+    summary = summarize(view.minutes, threshold, view.minute_seconds)
+    duration, faces, negative = st.columns(3)
+    duration.metric("Duration", f"{summary.duration_seconds / 60:.0f} min", help=f"{summary.minutes} minute rows")
+    faces.metric("Faces per frame", "–" if summary.mean_faces_per_frame is None
+                 else f"{summary.mean_faces_per_frame:.1f}", help="mean over every analysed frame")
+    negative.metric(f"Minutes > {threshold:.0%} negative",
+                    "–" if summary.share_above_threshold is None else f"{summary.share_above_threshold:.0%}",
+                    help=f"{summary.minutes_above_threshold} of {summary.minutes_with_faces} minutes with faces had "
+                         f"more than {threshold:.0%} {' + '.join(NEGATIVE_EMOTIONS)}")
+
+
+def show_mood_changes(view: SessionView) -> None:
+    changes = mood_changes(view.minutes)
+    if not changes:
+        return
+    by_minute = {m.minute: m for m in view.minutes}
+    st.markdown("**Sharpest mood changes**")
+    st.markdown("\n".join(
+        f"- minute {c.previous + 1} → {c.minute + 1}: {c.distance:.0%} of the class mix changed "
+        f"({by_minute[c.previous].dominant} → {by_minute[c.minute].dominant})" for c in changes))
+
+
+def show_alerts(view: SessionView) -> None:
+    if not view.alerts:
+        st.caption("No attention alerts were raised in this session.")
+        return
+    st.markdown(f"**Attention alerts ({len(view.alerts)})**")
+    st.dataframe([{"minute": a.minute + 1, "kind": a.kind, "message": a.message} for a in view.alerts],
+                 hide_index=True)
+
+
+def show_downloads(view: SessionView, figures: dict) -> None:
+    download_csv(view.session_id, view.started_at, view.minutes, view.minute_seconds, key=f"{view.key}-csv")
+    if view.students:
+        st.download_button("Download per-student CSV",
+                           to_csv_bytes(student_rows(view.session_id, view.students), STUDENT_COLUMNS),
+                           file_name=f"class-mood-{view.session_id}-students.csv", mime="text/csv",
+                           key=f"{view.key}-students-csv", on_click="ignore")
+    with st.expander("Charts as PNG"):
+        if problem := charts.png_export_problem():
+            st.info(f"{problem} {BROWSER_PNG_HINT}")
+            return
+        if not st.button("Draw the charts as PNG", key=f"{view.key}-png"):
+            return
+        try:
+            with st.spinner("Drawing the charts…"):
+                pngs = charts.figures_png(figures)
+        except charts.PngExportError as exc:
+            st.error(f"{exc} {BROWSER_PNG_HINT}")
+            return
+        for name, png in pngs.items():
+            st.download_button(f"{name}.png", png, file_name=f"class-mood-{view.session_id}-{name}.png",
+                               mime="image/png", key=f"{view.key}-{name}-png", on_click="ignore")
+
+
+def manage(store: SessionStore, info: SessionInfo, minute_count: int) -> None:
+    """Rename, and delete after an explicit confirmation."""
+    with st.expander("Rename or delete"):
+        title_key = f"{info.id}-title"
+        st.text_input("Title", value=info.title, key=title_key, max_chars=TITLE_LENGTH)
+        st.button("Rename", key=f"{info.id}-rename", on_click=act,
+                  args=(lambda: store.rename(info.id, st.session_state[title_key]), "Session renamed."))
+        if info.status == "live":
+            st.caption("This session is still being recorded; it can be deleted once it has ended.")
+            return
+        confirmed = st.checkbox(f"Yes, delete “{info.title}” with its {minute_count} minute(s), per-student rows and "
+                                "alerts; this cannot be undone", key=f"{info.id}-confirm-delete")
+
+        def delete() -> None:
+            store.delete(info.id)
+            st.session_state[CHOSEN] = [i for i in st.session_state.get(CHOSEN, []) if i != info.id]
+
+        st.button("Delete session", key=f"{info.id}-delete", type="primary", disabled=not confirmed, on_click=act,
+                  args=(delete, f"Deleted “{info.title}”."))
+
+
+def show_session(store: SessionStore, view: SessionView, threshold: float, student_emotion: str) -> None:
+    st.subheader(view.title)
+    if view.info:
+        details = [f"started {view.info.started_at:%Y-%m-%d %H:%M} UTC", view.info.status,
+                   f"{view.minute_seconds:.0f} s minutes"]
+        st.caption(" · ".join(details + ([f"model {view.info.model_name}"] if view.info.model_name else [])))
+    if not view.minutes:
+        st.info("No minutes were recorded in this session.")
+    else:
+        show_summary(view, threshold)
+        figures = session_figures(view, student_emotion)
+        for name, fig in figures.items():
+            st.plotly_chart(fig, key=f"{view.key}-{name}", width="stretch")
+        show_mood_changes(view)
+        if view.info:
+            show_alerts(view)
+        show_downloads(view, figures)
+    if view.info:
+        manage(store, view.info, len(view.minutes))
+
+
+def compare(views: list[SessionView]) -> None:
+    st.subheader("Comparison")
+    emotion = st.selectbox("Emotion to compare", EMOTIONS, index=EMOTIONS.index("happy"), key="compare-emotion")
+    st.plotly_chart(charts.emotion_comparison([(v.title, v.minutes) for v in views], emotion), key="compare-chart",
+                    width="stretch")
+
+
+def main() -> None:
+    st.title("Sessions")
+    st.caption(PRIVACY_NOTE)
+    show_notices()
+    store = get_store()
+    if store is None:
+        return
+    with st.sidebar:
+        threshold = st.slider("Negative share counted as high", 0.05, 0.95, AlertRule().negative_threshold, 0.05,
+                              key="threshold", help=f"Share of {' + '.join(NEGATIVE_EMOTIONS)} in a minute.")
+        student_emotion = st.selectbox("Student timelines show", [TOP_EMOTION, *EMOTIONS], key="student-emotion")
+    sessions = store.list_sessions()
+    views = [stored_view(store, info) for info in pick_sessions(sessions)]
+    upload = uploaded_view(store, expanded=not sessions)
+    views += [upload] if upload else []
+    if not views:
+        if sessions:
+            st.info("Pick one or more sessions above, or upload a session CSV.")
+        return
+    if len(views) > 1:
+        compare(views)
+    for column, view in zip(st.columns(len(views)), views):
+        with column:
+            show_session(store, view, threshold, student_emotion)
+
+
+try:
+    main()
+except SQLAlchemyError as exc:
+    log.exception("analyst page: session database error")
+    st.error(f"The session database could not be read: {str(exc).splitlines()[0]}")
+except Exception as exc:  # the page shows a message, the server log keeps the traceback
+    log.exception("analyst page failed")
+    st.error(f"Something went wrong while showing the sessions ({type(exc).__name__}: {exc}). "
+             "The details are in the server log.")

@@ -1,0 +1,383 @@
+"""The developer's page: retrain, watch, evaluate, compare and activate emotion models from the browser.
+
+Thin on purpose: runs are `python -m training.train` processes managed by training.runs (the same trainer
+as the command line), datasets go through training.inspect_data and training.upload, evaluation through
+training.evaluate, figures and tables come from training.views, and models from emotion.registry.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import ui  # noqa: F401  (first: import order with TensorFlow, see ui/__init__.py)
+
+st.set_page_config(page_title="Training · Class Mood", page_icon="🙂", layout="wide")
+
+from emotion.model_io import ModelFileError, read_metadata  # noqa: E402
+from emotion.registry import (ACTIVE_FILE, SHIPPED_MODEL, activate, active_model_path, delete_model,  # noqa: E402
+                              list_models, models_dir, restore_default)
+from training.data import EXPECTED_FORMS, DatasetError  # noqa: E402
+from training.evaluate import evaluate_model  # noqa: E402
+from training.inspect_data import DatasetReport, inspect_dataset  # noqa: E402
+from training.runs import (RunError, RunStatus, active_run, estimate_epoch, list_runs, new_run_dir,  # noqa: E402
+                           register_run, resume_run, run_status, runs_root, start_run, stop_run)
+from training.train import options, to_argv  # noqa: E402
+from training.upload import MAX_UPLOAD_BYTES, datasets_root, save_upload  # noqa: E402
+from training.views import (compare_f1, compare_table, confusion_heatmap, learning_curves, models_table,  # noqa: E402
+                            per_class_frame)
+
+NOTICES = "training_notices"  # outcomes of button callbacks, shown at the top of the next run
+FLAGS = options()  # the trainer's defaults, choices and help texts
+LEARNING_RATES = [1e-5, 3e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]
+BATCH_SIZES = [16, 32, 64, 128]
+PROGRESS_SECONDS = 3  # how often a run reports progress, so the live view moves
+KNOWN_ERRORS = (RunError, DatasetError, ModelFileError, ValueError, OSError)
+STARTS = {
+    "scratch": ("From scratch", "random weights; FER2013 needs some 30-60 epochs"),
+    "finetune": ("Fine-tune the current model", "continue from the dashboard's model, at its image size; "
+                                                "a lower learning rate (1e-4) suits"),
+    "imagenet": ("ImageNet weights", "InceptionV3 pretrained on photos; needs an internet download "
+                                     "(~90 MB) that is impossible offline"),
+}
+
+
+def notify(kind: str, text: str) -> None:
+    st.session_state.setdefault(NOTICES, []).append((kind, text))
+
+
+def attempt(action, done: str, not_done: str = "") -> None:
+    """Button callback: run `action` and leave a notice of the outcome (a clear message, never a traceback)."""
+    try:
+        result = action()
+    except KNOWN_ERRORS as exc:
+        notify("error", str(exc))
+    else:
+        if result is False:
+            notify("info", not_done)
+        else:
+            notify("success", done.format(result=result))
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+@st.cache_data(show_spinner="Reading the dataset (the full FER2013 takes about half a minute)…", max_entries=4)
+def inspected(path: str, modified: float) -> DatasetReport:
+    return inspect_dataset(path)
+
+
+@st.cache_data(show_spinner="Evaluating the model on every validation face…", max_entries=8)
+def evaluated(model: str, modified: float, data: str, split: str):
+    return evaluate_model(model, data, split)
+
+
+# ---- Data
+
+def take_upload() -> None:
+    upload = st.session_state.get("upload")
+    if upload is None:
+        return
+    try:
+        path = save_upload(upload.name, upload)
+    except DatasetError as exc:
+        notify("error", str(exc))
+    else:
+        st.session_state["data_path"] = str(path)
+        notify("success", f"{upload.name} is saved as {path}.")
+
+
+def show_dataset(path: str) -> DatasetReport | None:
+    if not path:
+        st.info("Give the path of a FER2013 dataset on this machine, or upload one.")
+        return None
+    location = Path(path).expanduser()
+    try:
+        report = inspected(path, location.stat().st_mtime if location.exists() else 0.0)
+    except DatasetError as exc:
+        st.error(str(exc))
+        return None
+    st.markdown(f"**{'Kaggle CSV' if report.form == 'csv' else 'Emotion folders'}** at `{report.path}`")
+    counts = report.counts.copy()
+    counts.loc["total"] = counts.sum()
+    st.dataframe(counts, width="content")
+    for warning in report.warnings:
+        st.warning(warning)
+    st.subheader("Samples")
+    for emotion, faces in report.samples.items():
+        label, images = st.columns([1, 8])
+        label.markdown(f"**{emotion}**")
+        if faces:
+            images.image(faces, width=56)
+        else:
+            images.caption("no images")
+    return report
+
+
+def default_data_path() -> str:
+    """The dataset of the latest run, so a revisit starts where the last run left off."""
+    return next((run.config["data"] for run in list_runs() if run.config.get("data")), "")
+
+
+# ---- Train
+
+def settings_form(report: DatasetReport | None) -> dict | None:
+    """The run's settings as trainer flags (None until a dataset with both splits is chosen), with time estimates."""
+    current = active_model_path()
+    starts = [key for key in STARTS if key != "finetune" or current.is_file()]
+    start = st.radio("Start from", starts, format_func=lambda key: STARTS[key][0],
+                     captions=[STARTS[key][1] for key in starts], horizontal=True)
+    if not current.is_file():
+        st.caption(f"Fine-tuning needs the current model, and {current} is not there yet.")
+    left, middle, right = st.columns(3)
+    if start == "finetune":
+        model = read_metadata(current)
+        arch = "small" if str(model.get("architecture", "")).startswith("small") else "inceptionv3"
+        left.markdown(f"Architecture **{arch}**, image size **{model.get('input_size', 75)} px** "
+                      f"(those of {current.name})")
+        size, init = int(model.get("input_size", 75)), str(current)
+    else:
+        arch = left.selectbox("Architecture", FLAGS["arch"].choices, help=FLAGS["arch"].help,
+                              disabled=start == "imagenet")
+        arch = "inceptionv3" if start == "imagenet" else arch
+        size = left.number_input("Image size (px)", 75 if arch == "inceptionv3" else 32, 299,
+                                 FLAGS["image_size"].default, help=FLAGS["image_size"].help)
+        init = start
+    epochs = left.number_input("Epochs", 1, 500, FLAGS["epochs"].default, help=FLAGS["epochs"].help)
+    batch_size = middle.selectbox("Batch size", BATCH_SIZES, BATCH_SIZES.index(FLAGS["batch_size"].default),
+                                  help=FLAGS["batch_size"].help)
+    lr = middle.select_slider("Learning rate", LEARNING_RATES, 1e-4 if start == "finetune" else FLAGS["lr"].default,
+                              format_func=lambda value: f"{value:g}", help=FLAGS["lr"].help)
+    optimizer = middle.selectbox("Optimizer", FLAGS["optimizer"].choices, help=FLAGS["optimizer"].help)
+    augment = right.checkbox("Augmentation", True, help="random flips, turns, shifts, zoom, brightness and "
+                                                        "cut-outs: less overfitting, slower to converge")
+    balance = right.selectbox("Class balancing", FLAGS["balance"].choices,
+                              FLAGS["balance"].choices.index(FLAGS["balance"].default), help=FLAGS["balance"].help)
+    with right.expander("Quick trial"):
+        limit = st.number_input("Training images (0 = all)", 0, None, 0, help=FLAGS["limit"].help)
+        max_batches = st.number_input("Batches per epoch (0 = all)", 0, None, 0, help=FLAGS["max_batches"].help)
+
+    if report is None or not report.images("train") or not report.images("val"):
+        st.info("Choose a dataset with a train and a val split in the Data tab to start a run.")
+        return None
+    train_images = min(limit, report.images("train")) if limit else report.images("train")
+    estimate = estimate_epoch(arch, size, train_images, report.images("val"), batch_size, max_batches)
+    source = ("measured by an earlier run here" if estimate.measured
+              else "typical for this 2-core machine; 139 px is about 3x slower than 75 px")
+    st.info(f"About **{duration(estimate.seconds)} per epoch** here ({train_images} training images at "
+            f"~{estimate.images_per_s:.0f} images/s, {source}); {epochs} epochs take up to "
+            f"{duration(estimate.seconds * epochs)}, and early stopping often ends sooner.")
+    return {"data": str(report.path), "arch": arch, "image_size": size, "epochs": epochs, "batch_size": batch_size,
+            "lr": lr, "optimizer": optimizer, "augment": augment, "balance": balance, "init": init, "limit": limit,
+            "max_batches": max_batches, "skip_unreadable": bool(report.unreadable),
+            "print_every": max(1, round(PROGRESS_SECONDS * estimate.images_per_s / batch_size))}
+
+
+def start(settings: dict, name: str) -> str:
+    run_dir = new_run_dir(name)
+    start_run(run_dir, to_argv(settings))
+    st.session_state["run_choice"] = run_dir.name
+    return run_dir.name
+
+
+def show_progress(run_dir: Path, watching: bool) -> None:
+    """The run as its folder tells it; while `watching`, a fragment redraws this every 2 s."""
+    run = run_status(run_dir)
+    if watching and not run.active:
+        st.rerun()  # it ended: redraw the whole page (buttons, evaluation)
+    epoch = min(run.epoch + 1, run.epochs) if run.active else run.epoch
+    st.progress(run.fraction, text=f"**{run.status}** · epoch {epoch} of {run.epochs or '?'}")
+    if run.active:
+        st.progress(run.epoch_fraction, text=f"batch {run.batch} of {run.batches or '?'} in this epoch")
+    elapsed, remaining, speed, best = st.columns(4)
+    elapsed.metric("Elapsed", duration(run.elapsed))
+    remaining.metric("Remaining", duration(run.remaining), help="until the last epoch; early stopping may end sooner")
+    speed.metric("Speed", f"{run.images_per_s:.0f} images/s" if run.images_per_s else "–")
+    best.metric("Best val accuracy", f"{run.best_val_accuracy:.1%}" if run.best_val_accuracy else "–")
+    if run.status in ("failed", "crashed"):
+        st.error(f"{run.name} {run.status}: {run.message or 'see train.log in its folder'}. "
+                 "Resume continues from its last checkpoint.")
+    elif run.status == "starting":
+        st.caption("Loading the data and the model…")
+    elif run.message:
+        st.caption(run.message)
+    if len(run.history):
+        st.plotly_chart(learning_curves(run.history))
+    elif run.active:
+        st.caption("The loss and accuracy curves appear after the first epoch.")
+
+
+def show_report(report: dict) -> None:
+    accuracy, macro_f1, images = st.columns(3)
+    accuracy.metric("Accuracy", f"{report['accuracy']:.1%}")
+    macro_f1.metric("Macro F1", f"{report['macro_f1']:.3f}")
+    images.metric("Images", report["images"])
+    table, heatmap = st.columns([2, 3])
+    table.dataframe(per_class_frame(report))
+    heatmap.plotly_chart(confusion_heatmap(report))
+
+
+def show_mistakes(model: Path, data: str, split: str) -> None:
+    """The validation faces the model was most sure about and still got wrong."""
+    try:
+        _, mistakes = evaluated(str(model), model.stat().st_mtime, data, split)
+    except (DatasetError, ModelFileError) as exc:
+        st.error(str(exc))
+        return
+    if not mistakes:
+        st.success("No validation face is misclassified.")
+        return
+    st.image([m.image for m in mistakes], width=96,
+             caption=[f"{m.true}→{m.predicted} {m.confidence:.0%}" for m in mistakes])
+
+
+def show_run_model(run: RunStatus) -> None:
+    """The trainer's evaluation of the run's best epoch, its confident mistakes, and registering it."""
+    try:
+        meta = read_metadata(run.best_model)
+    except ModelFileError as exc:
+        st.error(str(exc))
+        return
+    st.subheader(f"Best epoch ({meta.get('epoch')}) on the validation split")
+    show_report(meta["validation"])
+    data = meta.get("data", {})
+    if st.toggle("Show the most confidently wrong validation faces", key=f"mistakes_{run.name}"):
+        show_mistakes(run.best_model, data.get("path", ""), data.get("val_split", "val"))
+    name_key = f"register_name_{run.name}"
+    st.text_input("Model name", run.name, key=name_key, help=f"Registered models live in {models_dir()}")
+    st.button("Register this model", key=f"register_{run.name}", on_click=attempt,
+              args=(lambda: register_run(run.path, name=st.session_state[name_key]).name,
+                    "Registered as {result}; activate it in the Models tab."))
+
+
+def show_runs() -> None:
+    runs = {run.name: run for run in list_runs()}
+    if not runs:
+        st.caption(f"No runs yet in {runs_root()}.")
+        return
+    if st.session_state.get("run_choice") not in runs:
+        st.session_state["run_choice"] = next((name for name, run in runs.items() if run.active), next(iter(runs)))
+    name = st.selectbox("Run", list(runs), key="run_choice", help=f"Run folders in {runs_root()}")
+    run = runs[name]
+    if run.active:
+        st.fragment(show_progress, run_every=2)(run.path, watching=True)
+    else:
+        show_progress(run.path, watching=False)
+    stop, resume, _ = st.columns([1, 1, 4])
+    stop.button("Stop", disabled=not run.active, on_click=attempt,
+                args=(lambda: stop_run(run.path), f"{name} stops after its current batch, keeping a checkpoint.",
+                      f"{name} is not running."))
+    resume.button("Resume", disabled=run.active or run.status in ("finished", "new"), on_click=attempt,
+                  args=(lambda: resume_run(run.path), f"{name} resumes from its last checkpoint."))
+    if run.best_model and not run.active:
+        show_run_model(run)
+
+
+# ---- Models
+
+def show_models() -> None:
+    folder, entries, active = models_dir(), list_models(), active_model_path()
+    active_name = active.name if active.is_file() and active.parent.resolve() == folder.resolve() else None
+    if not active.is_file():
+        st.warning(f"The dashboard's model {active} is not there yet (the shipped model is still being trained); "
+                   "activate a registered model to use one now.")
+    elif active_name is None:
+        st.info(f"The dashboard uses the shipped default {active}.")
+    else:
+        st.success(f"The dashboard uses **{active_name}**; its sessions started from now on pick up a change.")
+    if not entries:
+        st.info(f"No models in {folder} yet: register a run's best model in the Train tab.")
+        return
+    st.dataframe(models_table(entries, active_name))
+    by_name = {entry.name: entry for entry in entries}
+    chosen = st.selectbox("Model", list(by_name), key="model_choice")
+    path = by_name[chosen].path
+    activate_column, restore_column, delete_column = st.columns(3)
+    activate_column.button("Activate", disabled=chosen == active_name, on_click=attempt,
+                           args=(lambda: activate(path), f"{chosen} is active: the dashboard uses it from its "
+                                                         "next session."))
+    shipped_note = "" if SHIPPED_MODEL.is_file() else f" (note: {SHIPPED_MODEL.name} is not there yet)"
+    restore_column.button("Restore the shipped default", disabled=not (folder / ACTIVE_FILE).is_file(),
+                          on_click=attempt, args=(restore_default, "The dashboard is back to the shipped default "
+                                                                   f"model{shipped_note}."))
+    sure = delete_column.checkbox(f"Yes, delete {chosen}", key=f"confirm_delete_{chosen}")
+    delete_column.button("Delete", disabled=not sure, on_click=attempt,
+                         args=(lambda: delete_model(path), f"Deleted {chosen}."))
+
+    if len(entries) >= 2:
+        st.subheader("Compare")
+        first_column, second_column = st.columns(2)
+        first = first_column.selectbox("First model", list(by_name), 0, key="compare_first")
+        second = second_column.selectbox("Second model", list(by_name), 1, key="compare_second")
+        if first == second:
+            st.info("Choose two different models.")
+        else:
+            st.dataframe(compare_table(by_name[first], by_name[second]))
+            st.plotly_chart(compare_f1(by_name[first], by_name[second]))
+
+
+def show_evaluation() -> None:
+    entries = {entry.name: entry for entry in list_models()}
+    if not entries:
+        st.info(f"No models in {models_dir()} to evaluate yet.")
+        return
+    chosen = st.selectbox("Model", list(entries), key="evaluate_choice")
+    entry, data = entries[chosen], entries[chosen].metadata.get("data", {})
+    path_column, split_column = st.columns([4, 1])
+    dataset = path_column.text_input("Dataset", data.get("path") or st.session_state.get("data_path", ""),
+                                     key=f"evaluate_data_{chosen}", help=f"Expected: {EXPECTED_FORMS}")
+    split = split_column.text_input("Split", data.get("val_split", "val"), key=f"evaluate_split_{chosen}")
+    request = (str(entry.path), dataset, split)
+    if st.button("Evaluate", type="primary"):
+        st.session_state["evaluation"] = request
+    if st.session_state.get("evaluation") != request:
+        return
+    try:
+        report, _ = evaluated(str(entry.path), entry.path.stat().st_mtime, dataset, split)
+    except (DatasetError, ModelFileError) as exc:
+        st.error(str(exc))
+        return
+    show_report(report)
+    st.subheader("Most confidently wrong")
+    show_mistakes(entry.path, dataset, split)
+
+
+# ---- page
+
+st.title("Training")
+st.caption(f"Train emotion models with the same trainer as `python -m training.train` and choose the one the "
+           f"dashboard uses. Runs: {runs_root()} · models: {models_dir()}")
+notices = st.container()  # always there, so the tabs below keep their place (and the open tab) on reruns
+for kind, text in st.session_state.pop(NOTICES, []):
+    getattr(notices, kind)(text)
+
+data_tab, train_tab, evaluate_tab, models_tab = st.tabs(["Data", "Train", "Evaluate", "Models"], key="training_tab")
+with data_tab:
+    if "data_path" not in st.session_state:
+        st.session_state["data_path"] = default_data_path()
+    st.text_input("Dataset path", key="data_path", help=f"Expected: {EXPECTED_FORMS}")
+    st.file_uploader("…or upload a zip of those folders or a fer2013.csv", type=["zip", "csv"], key="upload",
+                     on_change=take_upload, max_upload_size=MAX_UPLOAD_BYTES >> 20,
+                     help=f"Uploads are kept in {datasets_root()}")
+    dataset = show_dataset(st.session_state["data_path"].strip())
+with train_tab:
+    going = active_run()
+    if going:
+        st.warning(f"{going.name} is training now; a new run can start when it ends.")
+    settings = settings_form(dataset)
+    run_name = st.text_input("Run name", placeholder="empty: run-DATE-TIME", help=f"A folder in {runs_root()}")
+    st.button("Start training", type="primary", disabled=settings is None, on_click=attempt,
+              args=(lambda: start(settings, run_name), "Started {result}."))
+    st.divider()
+    show_runs()
+with evaluate_tab:
+    show_evaluation()
+with models_tab:
+    show_models()

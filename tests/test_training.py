@@ -61,15 +61,17 @@ def test_killed_run_resumes_mid_epoch(synthetic_data, tmp_path):
     process = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "state.json").exists():
-        time.sleep(0.2)
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)  # no chance to save anything more
     process.wait()
     state = json.loads((run / "state.json").read_text())
-    assert state["status"] == "running" and state["epoch"] == 0 and state["batch"] == 5
+    epoch, batch = state["epoch"], state["batch"]
+    assert state["status"] == "running" and batch % 5 == 0 and 0 < batch < 35  # a mid-epoch checkpoint
 
     result = run_module(*args[1:])
-    assert "resuming" in result.stdout and "epoch 1 batch 5" in result.stdout
-    assert "epoch 1/2 batch 6/35" in result.stdout and "epoch 1/2 batch 1/35" not in result.stdout
+    assert f"resuming {run} at epoch {epoch + 1} batch {batch}" in result.stdout
+    assert f"epoch {epoch + 1}/2 batch {batch + 1}/35" in result.stdout
+    assert f"epoch {epoch + 1}/2 batch {batch}/35" not in result.stdout  # done batches are not repeated
     assert _log_epochs(run) == [1, 2]
     assert json.loads((run / "state.json").read_text())["status"] == "finished"
     assert (run / "best.keras").exists()
@@ -144,3 +146,10 @@ def test_legacy_h5_model_loads(stand_in_model, tmp_path):
     faces, _ = face_set(1)
     probabilities = EmotionClassifier.load(legacy).predict(list(faces))
     np.testing.assert_allclose(probabilities, EmotionClassifier.load(stand_in_model).predict(list(faces)), atol=1e-5)
+
+
+def test_training_under_a_mirrored_strategy_with_one_replica(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    result = run_module("training.train", "--data", synthetic_data, "--out", run, "--arch", "small", "--epochs", "1",
+                        "--batch-size", "16", "--strategy", "mirrored")
+    assert "MirroredStrategy with 1 replica(s)" in result.stdout and (run / "best.keras").exists()

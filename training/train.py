@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batches", type=int, default=0, help="cap batches per epoch (0 = full epochs); for quick trials")
     p.add_argument("--skip-unreadable", action="store_true", help="leave out unreadable images instead of failing")
     p.add_argument("--fresh", action="store_true", help="discard an existing run in --out instead of resuming it")
+    p.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"], default="default",
+                   help="tf.distribute strategy: mirrored = all GPUs of this machine; multi-worker = several "
+                        "machines described by the TF_CONFIG environment variable")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--print-every", type=int, default=20, help="batches between progress lines")
     return p
@@ -119,6 +122,14 @@ class StopRequest:
 
     def __bool__(self) -> bool:
         return self.signalled or self.file.exists()
+
+
+def distribution_strategy(name: str):
+    """The tf.distribute strategy to train under; "default" is a single device."""
+    import tensorflow as tf
+
+    return {"default": tf.distribute.get_strategy, "mirrored": tf.distribute.MirroredStrategy,
+            "multi-worker": tf.distribute.MultiWorkerMirroredStrategy}[name]()
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -187,43 +198,46 @@ def main(argv=None) -> int:
         steps = min(steps, args.max_batches)
     print(f"train {len(train)} images {train.class_counts()}\nval   {len(val)} images; {steps} batches/epoch")
 
-    # ---- model
-    if state:
-        model = keras.models.load_model(checkpoint)
-        print(f"resuming {run} at epoch {state['epoch'] + 1} batch {state['batch']}")
-    else:
-        try:
-            if args.init not in ("scratch", "imagenet"):  # a model file to fine-tune, whatever --arch says
-                model = load_keras_model(args.init)
-            elif args.arch == "small":
-                model = build_small_cnn(args.image_size, dropout=args.dropout)
-            else:
-                model = build_model(args.image_size, weights=None if args.init == "scratch" else "imagenet",
-                                    dropout=args.dropout, bn_momentum=args.bn_momentum)
-        except (ModelFileError, ValueError, OSError) as exc:
-            print(f"error: cannot start from {args.init}: {exc}", file=sys.stderr)
-            return 2
-        if model.input_shape[1] != args.image_size:
-            print(f"error: {args.init} takes {model.input_shape[1]} px images; pass --image-size "
-                  f"{model.input_shape[1]} to fine-tune it", file=sys.stderr)
-            return 2
-        optimizer_kwargs = {"learning_rate": args.lr, "clipnorm": args.clipnorm or None,
-                            "weight_decay": args.weight_decay or None}
-        optimizer = {
-            "sgd": lambda: keras.optimizers.SGD(momentum=args.momentum, nesterov=True, **optimizer_kwargs),
-            "adam": lambda: keras.optimizers.Adam(**optimizer_kwargs),
-            "adamw": lambda: keras.optimizers.AdamW(**{**optimizer_kwargs, "weight_decay": args.weight_decay}),
-            "rmsprop": lambda: keras.optimizers.RMSprop(**optimizer_kwargs),
-        }[args.optimizer]()
-        if args.weight_decay:
-            optimizer.exclude_from_weight_decay(var_names=["batch_normalization", "bias", "beta"])
-        model.compile(optimizer=optimizer,
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
-                      weighted_metrics=["accuracy"])
-        state = {"epoch": 0, "batch": 0, "lr": args.lr, "best_val_accuracy": 0.0, "best_epoch": None,
-                 "plateau_wait": 0, "stale_epochs": 0, "partial": None, "status": "running", "elapsed": 0.0}
-        with open(run / "log.csv", "w", newline="") as f:
-            csv.writer(f).writerow(LOG_FIELDS)
+    # ---- model (built and compiled inside the distribution strategy's scope)
+    strategy = distribution_strategy(args.strategy)
+    print(f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
+    with strategy.scope():
+        if state:
+            model = keras.models.load_model(checkpoint)
+            print(f"resuming {run} at epoch {state['epoch'] + 1} batch {state['batch']}")
+        else:
+            try:
+                if args.init not in ("scratch", "imagenet"):  # a model file to fine-tune, whatever --arch says
+                    model = load_keras_model(args.init)
+                elif args.arch == "small":
+                    model = build_small_cnn(args.image_size, dropout=args.dropout)
+                else:
+                    model = build_model(args.image_size, weights=None if args.init == "scratch" else "imagenet",
+                                        dropout=args.dropout, bn_momentum=args.bn_momentum)
+            except (ModelFileError, ValueError, OSError) as exc:
+                print(f"error: cannot start from {args.init}: {exc}", file=sys.stderr)
+                return 2
+            if model.input_shape[1] != args.image_size:
+                print(f"error: {args.init} takes {model.input_shape[1]} px images; pass --image-size "
+                      f"{model.input_shape[1]} to fine-tune it", file=sys.stderr)
+                return 2
+            optimizer_kwargs = {"learning_rate": args.lr, "clipnorm": args.clipnorm or None,
+                                "weight_decay": args.weight_decay or None}
+            optimizer = {
+                "sgd": lambda: keras.optimizers.SGD(momentum=args.momentum, nesterov=True, **optimizer_kwargs),
+                "adam": lambda: keras.optimizers.Adam(**optimizer_kwargs),
+                "adamw": lambda: keras.optimizers.AdamW(**{**optimizer_kwargs, "weight_decay": args.weight_decay}),
+                "rmsprop": lambda: keras.optimizers.RMSprop(**optimizer_kwargs),
+            }[args.optimizer]()
+            if args.weight_decay:
+                optimizer.exclude_from_weight_decay(var_names=["batch_normalization", "bias", "beta"])
+            model.compile(optimizer=optimizer,
+                          loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
+                          weighted_metrics=["accuracy"])
+            state = {"epoch": 0, "batch": 0, "lr": args.lr, "best_val_accuracy": 0.0, "best_epoch": None,
+                     "plateau_wait": 0, "stale_epochs": 0, "partial": None, "status": "running", "elapsed": 0.0}
+            with open(run / "log.csv", "w", newline="") as f:
+                csv.writer(f).writerow(LOG_FIELDS)
 
     stop = StopRequest(run)
     warmup_steps = int(args.warmup_epochs * steps)

@@ -1,5 +1,6 @@
 import os
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+os.environ.setdefault("CLASS_MOOD_CACHE", tempfile.mkdtemp(prefix="class-mood-cache-"))  # ONNX exports of test models
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
@@ -17,10 +19,10 @@ import ui  # noqa: E402,F401  (loads pylibsrtp before TensorFlow: the other orde
 from tests.synthetic import write_folder_dataset  # noqa: E402
 
 
-def run_module(*args, env=None, timeout=600, check=True):
-    """Run `python -m ...` from the repository like a user would; returns the CompletedProcess."""
+def run_module(*args, env=None, timeout=600, check=True, input=None):
+    """Run `python -m ...` from the repository like a user would, `input` on its stdin; returns the CompletedProcess."""
     result = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                            timeout=timeout, env={**os.environ, **(env or {})})
+                            timeout=timeout, env={**os.environ, **(env or {})}, input=input)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result

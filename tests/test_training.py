@@ -153,3 +153,11 @@ def test_training_under_a_mirrored_strategy_with_one_replica(synthetic_data, tmp
     result = run_module("training.train", "--data", synthetic_data, "--out", run, "--arch", "small", "--epochs", "1",
                         "--batch-size", "16", "--strategy", "mirrored")
     assert "MirroredStrategy with 1 replica(s)" in result.stdout and (run / "best.keras").exists()
+
+
+def test_onnx_runtime_backend_matches_tensorflow(stand_in_model):
+    faces, _ = face_set(2, seed=5)
+    onnx = EmotionClassifier.load(stand_in_model)
+    tensorflow = EmotionClassifier.load(stand_in_model, backend="tensorflow")
+    assert onnx.backend == "onnx" and tensorflow.backend == "tensorflow"
+    np.testing.assert_allclose(onnx.predict(list(faces)), tensorflow.predict(list(faces)), atol=1e-5)

@@ -17,8 +17,12 @@ from emotion.live import LiveSession, LiveSettings  # noqa: E402
 from emotion.recorder import SessionRecorder  # noqa: E402
 from emotion.settings import SettingsError, ice_servers  # noqa: E402
 from emotion.video import VIDEO_SUFFIXES, VideoError  # noqa: E402
-from ui.common import PRIVACY_NOTE, get_classifier, get_store  # noqa: E402
+from ui.auth import keep_alive, require_role  # noqa: E402
+from ui.common import (PRIVACY_NOTE, get_classifier, get_store, privacy_notice_acknowledged,  # noqa: E402
+                       upload_limit_mb)
 from ui.mood_view import download_csv, show_alerts, show_mood  # noqa: E402
+
+user = require_role("teacher", "developer")
 
 NO_FACE_WARNING_SECONDS = 15
 NO_FRAMES_WARNING_SECONDS = 5
@@ -76,11 +80,13 @@ live_settings = LiveSettings(analysis_fps=analysis_fps, minute_seconds=float(min
 
 
 def new_live_session(kind: str, name: str = "") -> LiveSession:
-    return LiveSession(classifier, store, live_settings, title=title, source_kind=kind, source_name=name)
+    return LiveSession(classifier, store, live_settings, title=title, source_kind=kind, source_name=name,
+                       owner=user.name)
 
 
 def live_panel(live: LiveSession, key: str) -> None:
     """Status, messages, alerts and charts of a running live session."""
+    keep_alive()
     status = live.status()
     if status.frames_received and status.last_frame_age is not None and status.last_frame_age > NO_FRAMES_WARNING_SECONDS:
         st.warning(f"No video has arrived for {status.last_frame_age:.0f} s: the camera may have stopped.")
@@ -151,8 +157,14 @@ def offer_download(live: LiveSession) -> None:
 
 # ---- source 2: a recorded class video
 def video_source() -> None:
+    try:
+        limit = upload_limit_mb()
+    except SettingsError as exc:
+        st.error(str(exc))
+        return
     upload = st.file_uploader("Recorded class video", type=[s.lstrip(".") for s in VIDEO_SUFFIXES],
-                              help="Analysed here and then deleted; only the numbers are kept.")
+                              max_upload_size=limit,
+                              help=f"Up to {limit} MB. Analysed here and then deleted; only the numbers are kept.")
     every = st.number_input("Analyse every Nth frame (0 = use 'Frames analysed per second')", 0, 100, 0)
     if upload is None or not st.button("Analyse video", type="primary"):
         return
@@ -192,7 +204,7 @@ def video_source() -> None:
                                           minute_seconds=settings.minute_seconds, model_name=classifier.name,
                                           model_meta={"val_accuracy": classifier.val_accuracy},
                                           settings={"analysis_fps": settings.analysis_fps, "every": settings.every,
-                                                    "aggregation": aggregation})
+                                                    "aggregation": aggregation}, owner=user.name)
         recorder = SessionRecorder(store, session_id, pipeline.aggregator, alert_rule=alert_rule)
         recorder.finish()
         show_alerts(recorder.alerts)
@@ -244,4 +256,5 @@ def screen_source() -> None:
         offer_download(live)
 
 
-{"Camera": camera_source, "Recorded video": video_source}.get(source, screen_source)()
+if privacy_notice_acknowledged():
+    {"Camera": camera_source, "Recorded video": video_source}.get(source, screen_source)()

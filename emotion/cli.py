@@ -1,7 +1,9 @@
-"""Command line: `python -m emotion analyze VIDEO --csv OUT.csv` and `python -m emotion sessions ...`."""
+"""Command line: `python -m emotion analyze VIDEO --csv OUT.csv`, `python -m emotion sessions ...`
+and `python -m emotion users hash-password`."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -130,6 +132,25 @@ def cmd_sessions_import(args) -> int:
     return 0
 
 
+def cmd_sessions_purge(args) -> int:
+    deleted = _store().delete_older_than(args.older_than)
+    print(f"deleted {deleted} session(s) that started more than {args.older_than} day(s) ago")
+    return 0
+
+
+def cmd_users_hash_password(args) -> int:
+    from emotion.accounts import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Same password again: ") != password:
+            raise ValueError("the two passwords differ")
+    else:  # piped in: the first line
+        password = sys.stdin.readline().rstrip("\r\n")
+    print(hash_password(password))
+    return 0
+
+
 def _add_session_choice(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("session_id", nargs="?")
@@ -174,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("file")
     importer.add_argument("--title")
     importer.set_defaults(run=cmd_sessions_import)
+    purge = sessions.add_parser("purge", help="delete old sessions with all their rows (the retention period)")
+    purge.add_argument("--older-than", type=int, required=True, metavar="DAYS",
+                       help="delete the sessions that started more than DAYS days ago")
+    purge.set_defaults(run=cmd_sessions_purge)
+
+    users = commands.add_parser("users", help="sign-in users").add_subparsers(dest="action", required=True)
+    users.add_parser("hash-password", help="read a password (prompt or stdin) and print its hash for the "
+                                           "users file or secrets.toml").set_defaults(run=cmd_users_hash_password)
     return parser
 
 

@@ -50,9 +50,10 @@ class LiveStatus:
 
 class LiveSession:
     def __init__(self, classifier: EmotionClassifier, store: SessionStore | None, settings: LiveSettings, *,
-                 title: str, source_kind: str, source_name: str = "", clock=time.monotonic):
+                 title: str, source_kind: str, source_name: str = "", owner: str = "", clock=time.monotonic):
+        """`owner`: the signed-in user the stored session belongs to ("" with sign-in off)."""
         self.classifier, self.store, self.settings = classifier, store, settings
-        self.title, self.source_kind, self.source_name = title, source_kind, source_name
+        self.title, self.source_kind, self.source_name, self.owner = title, source_kind, source_name, owner
         self.clock = clock
         confusion = classifier.metadata.get("validation", {}).get("confusion_matrix")
         self.aggregator = MoodAggregator(settings.minute_seconds, settings.aggregation, confusion)
@@ -81,7 +82,7 @@ class LiveSession:
             title=self.title, source_kind=self.source_kind, source_name=self.source_name,
             minute_seconds=self.settings.minute_seconds, model_name=self.classifier.name,
             model_meta={"val_accuracy": self.classifier.val_accuracy},
-            settings={**asdict(self.settings), "model": self.classifier.name})
+            settings={**asdict(self.settings), "model": self.classifier.name}, owner=self.owner)
         self.recorder = SessionRecorder(self.store, session_id, self.aggregator, alert_rule=self.settings.alert_rule)
 
     def process(self, frame: np.ndarray) -> np.ndarray:

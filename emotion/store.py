@@ -67,6 +67,8 @@ alerts = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+SESSION_ROWS = (student_minutes, minutes, alerts)  # a session's rows, deleted before the session itself
+
 # Version 1 kept sessions and minutes only; version 2 added per-student rows, alerts,
 # and the session's model, settings and owner. Each step upgrades a file by one version.
 MIGRATIONS = {
@@ -221,10 +223,21 @@ class SessionStore:
 
     def delete(self, session_id: str) -> None:
         with self.engine.begin() as db:
-            for table in (student_minutes, minutes, alerts):
+            for table in SESSION_ROWS:
                 db.execute(table.delete().where(table.c.session_id == session_id))
             if db.execute(sessions.delete().where(sessions.c.id == session_id)).rowcount == 0:
                 raise SessionNotFound(session_id)
+
+    def delete_older_than(self, days: float, now: datetime | None = None) -> int:
+        """Delete the sessions that started more than `days` ago, with their rows (the retention period);
+        returns how many sessions went."""
+        if days <= 0:
+            raise ValueError(f"a retention period is a positive number of days, not {days}")
+        old = sessions.c.started_at < _utc((now or utcnow()) - timedelta(days=days))
+        with self.engine.begin() as db:
+            for table in SESSION_ROWS:
+                db.execute(table.delete().where(table.c.session_id.in_(sa.select(sessions.c.id).where(old))))
+            return db.execute(sessions.delete().where(old)).rowcount
 
     # ---- reading
     def _info(self, row) -> SessionInfo:

@@ -26,8 +26,11 @@ from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS  # noqa: E402
 from emotion.session_csv import (STUDENT_COLUMNS, SessionCsvError, parse_session_csv, student_rows,  # noqa: E402
                                  to_csv_bytes)
 from emotion.store import TITLE_LENGTH, Alert, SessionInfo, SessionNotFound, SessionStore  # noqa: E402
+from ui.auth import require_role  # noqa: E402
 from ui.common import PRIVACY_NOTE, get_store  # noqa: E402
 from ui.mood_view import download_csv  # noqa: E402
+
+user = require_role("teacher", "analyst", "developer")  # a teacher sees their own sessions only
 
 CHOSEN = "chosen_sessions"  # session-state key of the session picker
 NOTICES = "sessions_notices"  # outcomes of button callbacks, shown at the top of the next run
@@ -100,8 +103,9 @@ def pick_sessions(sessions: list[SessionInfo]) -> list[SessionInfo]:
     return [by_id[i] for i in chosen]
 
 
-def uploaded_view(store: SessionStore, expanded: bool) -> SessionView | None:
-    """A session CSV dropped on the page: validated, shown beside the chosen sessions, stored on request."""
+def uploaded_view(store: SessionStore, expanded: bool, owner: str) -> SessionView | None:
+    """A session CSV dropped on the page: validated, shown beside the chosen sessions, stored on request
+    as a session of `owner`."""
     with st.expander("Upload a session CSV", expanded=expanded):
         upload = st.file_uploader("Session CSV (as exported here or by `python -m emotion`)", type=["csv"],
                                   key="upload")
@@ -122,7 +126,7 @@ def uploaded_view(store: SessionStore, expanded: bool) -> SessionView | None:
 
         def store_upload() -> None:
             session_id = store.import_session(imported, title=st.session_state["upload-title"],
-                                              source_name=upload.name)
+                                              source_name=upload.name, owner=owner)
             stored[upload.file_id] = session_id
             st.session_state[CHOSEN] = [session_id]
 
@@ -259,9 +263,9 @@ def main() -> None:
         threshold = st.slider("Negative share counted as high", 0.05, 0.95, AlertRule().negative_threshold, 0.05,
                               key="threshold", help=f"Share of {' + '.join(NEGATIVE_EMOTIONS)} in a minute.")
         student_emotion = st.selectbox("Student timelines show", [TOP_EMOTION, *EMOTIONS], key="student-emotion")
-    sessions = store.list_sessions()
+    sessions = store.list_sessions(owner=user.session_owner)  # the chosen ids are checked against this list
     views = [stored_view(store, info) for info in pick_sessions(sessions)]
-    upload = uploaded_view(store, expanded=not sessions)
+    upload = uploaded_view(store, expanded=not sessions, owner=user.name)
     views += [upload] if upload else []
     if not views:
         if sessions:

@@ -26,6 +26,9 @@ from training.train import options, to_argv  # noqa: E402
 from training.upload import MAX_UPLOAD_BYTES, datasets_root, save_upload  # noqa: E402
 from training.views import (compare_f1, compare_table, confusion_heatmap, learning_curves, models_table,  # noqa: E402
                             per_class_frame)
+from ui.auth import require_role  # noqa: E402
+
+require_role("developer")
 
 NOTICES = "training_notices"  # outcomes of button callbacks, shown at the top of the next run
 FLAGS = options()  # the trainer's defaults, choices and help texts

@@ -28,6 +28,9 @@ sys.argv = ["streamlit", "run", *sys.argv[1:]]
 main()
 """
 
+# The options every server is started with, here and in the Dockerfile's CMD (tests/test_deploy.py checks).
+SERVER_OPTIONS = ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+
 requires_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                        reason="Debian's chromium is not installed (apt-get install chromium)")
 
@@ -44,9 +47,8 @@ def streamlit_server(script: str = "dashboard.py", env: dict | None = None, time
     port = free_port()
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"streamlit-{port}.log", "w+")
     process = subprocess.Popen(
-        [sys.executable, "-c", _LAUNCHER, str(REPO / script), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
+        [sys.executable, "-c", _LAUNCHER, str(REPO / script), *SERVER_OPTIONS,
+         "--server.address", "127.0.0.1", "--server.port", str(port)],
         cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -11,6 +11,7 @@ from emotion.live import LiveSession, LiveSettings
 from emotion.store import SessionStore
 from tests.browser import REPO, chromium, requires_chromium, streamlit_server
 from tests.synthetic import gallery_frame, write_y4m
+from ui.common import PRIVACY_ACKNOWLEDGED
 
 FACES = ["happy", "sad", "happy", "surprise", "happy", "neutral", "happy", "angry"]
 
@@ -103,7 +104,9 @@ def _app(monkeypatch, playing: bool):
 
     context = SimpleNamespace(state=SimpleNamespace(playing=playing))
     monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda **kwargs: context)
-    return AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=90)
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=90)
+    at.session_state[PRIVACY_ACKNOWLEDGED] = True  # the notice itself: tests/test_auth_pages.py
+    return at
 
 
 def test_dashboard_camera_off_and_on(app_env, monkeypatch):
@@ -149,6 +152,7 @@ def test_browser_camera_session_is_stored(app_env, database, tmp_path):
         store = SessionStore(database)
         for attempt in range(3):  # streamlit-webrtc occasionally stalls right after START; reload and retry
             page.goto(url)
+            page.get_by_role("button", name="I have told the class: continue").click(timeout=60000)
             component = page.frame_locator('iframe[title="streamlit_webrtc.component.webrtc_streamer"]')
             component.get_by_role("button", name="Start").click(timeout=60000)
             deadline = time.time() + 45

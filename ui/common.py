@@ -1,14 +1,31 @@
 """Streamlit helpers shared by the dashboard and its pages (the core stays in emotion/ and training/)."""
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import streamlit as st
 
-from emotion.settings import database_url
+from emotion.settings import SettingsError, database_url, max_upload_mb, privacy_notice, retention_days
 
 PRIVACY_NOTE = ("Privacy: Class Mood stores no images or video, only numbers: per-minute class shares and "
                 "per-minute numbers for pseudonymous student ids that exist only within one session.")
+PRIVACY_ACKNOWLEDGED = "privacy_notice_acknowledged"  # session-state flag: once per browser session
+RETENTION_CHECK_SECONDS = 3600
+
+
+def load_secrets() -> dict:
+    """The app's secrets (.streamlit/secrets.toml), {} without any. Loading them puts their root-level
+    strings and numbers into the environment, where emotion.settings reads them; booleans Streamlit
+    skips are put there too, so `CLASS_MOOD_REQUIRE_AUTH = true` works."""
+    if not st.secrets.load_if_toml_exists():
+        return {}
+    found = st.secrets.to_dict()
+    for name, value in found.items():
+        if name.startswith("CLASS_MOOD_") and isinstance(value, bool):
+            os.environ[name] = "1" if value else "0"
+    return found
 
 
 @st.cache_resource(show_spinner=False)
@@ -18,14 +35,50 @@ def _store(url: str):
     return SessionStore(url)
 
 
+@st.cache_data(ttl=RETENTION_CHECK_SECONDS, show_spinner=False)
+def _delete_expired(url: str, days: int) -> int:
+    """Apply the retention period at most once an hour per server process (cached by url and days)."""
+    return _store(url).delete_older_than(days)
+
+
 def get_store():
-    """The session store named by the settings, or None after showing why it cannot be opened."""
+    """The session store named by the settings, sessions past the retention period deleted;
+    None after showing why it cannot be used."""
+    try:
+        days = retention_days()
+    except SettingsError as exc:
+        st.error(str(exc))
+        return None
     url = database_url()
     try:
-        return _store(url)
+        store = _store(url)
+        if days:
+            _delete_expired(url, days)
+        return store
     except Exception as exc:  # a bad URL or an unreachable server: say so instead of a stack trace
-        st.error(f"Cannot open the session database ({url}): {exc}")
+        shown = re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)  # never a database password on the page
+        st.error(f"Cannot open the session database ({shown}): {exc}")
         return None
+
+
+def upload_limit_mb() -> int:
+    """The recorded-video upload limit; Streamlit's server.maxUploadSize caps every upload, so it must not be lower."""
+    limit, ceiling = max_upload_mb(), st.get_option("server.maxUploadSize")
+    if limit > ceiling:
+        raise SettingsError(f"CLASS_MOOD_MAX_UPLOAD_MB ({limit}) is above Streamlit's server.maxUploadSize "
+                            f"({ceiling}); raise that in .streamlit/config.toml too")
+    return limit
+
+
+def privacy_notice_acknowledged() -> bool:
+    """Whether the teacher confirmed, once per browser session, telling the class what is measured;
+    until then the notice and its button are shown."""
+    if st.session_state.get(PRIVACY_ACKNOWLEDGED):
+        return True
+    st.info(privacy_notice(), icon="🔒")
+    st.button("I have told the class: continue", key="privacy-acknowledge", type="primary",
+              on_click=lambda: st.session_state.update({PRIVACY_ACKNOWLEDGED: True}))
+    return False
 
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=3)

@@ -41,8 +41,9 @@ with st.sidebar:
                                  help="More frames follow faces more closely; fewer leave the computer more room.")
         minute_seconds = st.number_input("Minute length (seconds)", 10, 600, 60, 10,
                                          help="Charts and the session CSV count mood per 'minute' of this length.")
-        aggregation = st.selectbox("Minute mood from", ["mean", "top", "corrected"],
-                                   help="mean: average probabilities; top: share of faces by top emotion; "
+        aggregation = st.selectbox("Minute mood from", ["top", "mean", "corrected"],
+                                   help="top: share of faces by top emotion (tracks the true mix best); mean: average "
+                                        "probabilities; "
                                         "corrected: top shares with the model's known confusions undone.")
         blur = st.checkbox("Blur faces in the displayed video", value=False)
     with st.expander("Face detector"):

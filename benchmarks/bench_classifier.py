@@ -41,8 +41,12 @@ def main() -> int:
     classifier = EmotionClassifier.load(args.weights)
     print(f"model {classifier.name}: input {classifier.input_size} px, {classifier.model.count_params():,} parameters, "
           f"{Path(classifier.path).stat().st_size / 1e6:.1f} MB on disk")
+    backends = {classifier.backend: classifier}
+    if classifier.backend != "tensorflow":
+        backends["tensorflow"] = EmotionClassifier.load(classifier.path, backend="tensorflow")
     for batch in (1, 8, 32):
-        print(f"batch {batch:2d}: {faces_per_second(classifier, batch):7.1f} faces/s (preprocessing included)")
+        print(f"batch {batch:2d}: " + ", ".join(f"{name} {faces_per_second(c, batch):6.1f}"
+                                               for name, c in backends.items()) + " faces/s (preprocessing included)")
     if Path(args.data).exists():
         val = load_split(args.data, "val")
         plain, _ = evaluate(classifier, val)

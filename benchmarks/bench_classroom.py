@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--fps", type=float, default=4.0, help="frames per second of video analysed")
     parser.add_argument("--detect-width", type=int, default=640, help="frames are shrunk to this width for detection")
     parser.add_argument("--coast-seconds", type=float, default=2.0)
+    parser.add_argument("--detect-every", type=int, default=1, help="run the detector on every Nth analysed frame")
     args = parser.parse_args()
     if not BENCH.is_dir() or not VAL_FACES.is_dir():
         print(f"skipped: {BENCH} or {VAL_FACES} is missing (the bench lives beside the repository)")
@@ -53,7 +54,7 @@ def main() -> int:
     confusion = classifier.metadata.get("validation", {}).get("confusion_matrix")
     methods = [m for m in METHODS if m != "corrected" or confusion is not None]
     extra = {m: MoodAggregator(60, m, confusion) for m in methods}
-    settings = AnalysisSettings(analysis_fps=args.fps, coast_seconds=args.coast_seconds,
+    settings = AnalysisSettings(analysis_fps=args.fps, coast_seconds=args.coast_seconds, detect_every=args.detect_every,
                                 detector=DetectorSettings(max_width=args.detect_width))
     started = time.perf_counter()
     pipeline = analyze_video(video, classifier, settings,
@@ -61,7 +62,7 @@ def main() -> int:
     elapsed = time.perf_counter() - started
     duration = pipeline.aggregator.minutes()[-1].minute * 60 + 60
     print(f"model {classifier.name} (val accuracy {classifier.val_accuracy}); {pipeline.timer.frames} frames "
-          f"at {args.fps} fps, detection at {args.detect_width} px wide")
+          f"at {args.fps} fps, detection at {args.detect_width} px wide on every {args.detect_every}. frame")
     print(f"processed {duration} s of video in {elapsed:.1f} s: {duration / elapsed:.2f}x real time; "
           "per frame " + ", ".join(f"{k} {v:.0f} ms" for k, v in pipeline.timer.per_frame_ms().items()))
     stamp = datetime.now(timezone.utc)

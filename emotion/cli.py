@@ -168,12 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--weights", help="model file (default: the active model, see weights/)")
     analyze.add_argument("--every", type=int, default=0, help="analyse every Nth frame (overrides --fps)")
     analyze.add_argument("--fps", type=float, default=4.0, help="frames per second of video to analyse")
-    analyze.add_argument("--detect-every", type=int, default=1, help="run the face detector on every Nth analysed frame")
+    analyze.add_argument("--detect-every", type=int, default=AnalysisSettings.detect_every,
+                         help="run the face detector on every Nth analysed frame (boxes are reused in between)")
     analyze.add_argument("--min-face", type=int, default=40, help="smallest face side in px to detect")
     analyze.add_argument("--coast-seconds", type=float, default=AnalysisSettings.coast_seconds,
                          help="a student the detector misses keeps counting this long (0 = off)")
     analyze.add_argument("--minute-seconds", type=float, default=60.0, help="length of a 'minute' in seconds")
-    analyze.add_argument("--aggregation", choices=["top", "mean", "corrected"], default="mean",
+    analyze.add_argument("--aggregation", choices=["top", "mean", "corrected"], default=AnalysisSettings.aggregation,
                          help="how a minute's shares are computed (see emotion/aggregate.py)")
     analyze.add_argument("--title", help="session title (default: the file name)")
     analyze.add_argument("--no-store", action="store_true", help="do not store the session in the database")

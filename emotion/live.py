@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from emotion.aggregate import MoodAggregator
+from emotion.aggregate import DEFAULT_METHOD, MoodAggregator
 from emotion.alerts import AlertRule
 from emotion.annotate import annotate
 from emotion.classifier import EmotionClassifier
@@ -30,7 +30,7 @@ from emotion.track import Tracker
 class LiveSettings:
     analysis_fps: float = 2.0
     minute_seconds: float = 60.0
-    aggregation: str = "mean"
+    aggregation: str = DEFAULT_METHOD
     blur_faces: bool = False
     coast_seconds: float = 2.0  # a briefly missed student keeps counting this long (see emotion/track.py)
     detector: DetectorSettings = field(default_factory=DetectorSettings)

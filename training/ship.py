@@ -1,0 +1,61 @@
+"""Make a run's best model the shipped default (weights/inceptionv3_fer2013.keras), only when it is better.
+
+    python -m training.ship ~/.cache/class-mood/runs/main [--data ../shared/datasets/fer2013] [--force]
+
+Both models are evaluated on the same `val` split through the inference path (float16 storage
+included), and the new one replaces the shipped file only if its accuracy is higher: git keeps
+every version that was shipped.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="run folder holding best.keras and best.json")
+    parser.add_argument("--data", help="FER2013 to evaluate both models on (default: the run's own data)")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--force", action="store_true", help="ship even if it is not better")
+    args = parser.parse_args(argv)
+
+    from emotion.classifier import EmotionClassifier
+    from emotion.model_io import metadata_path, read_metadata
+    from emotion.registry import SHIPPED_MODEL
+    from training.data import load_split
+    from training.evaluate import evaluate
+    from training.train import write_json
+
+    best = Path(args.run).expanduser() / "best.keras"
+    if not best.is_file():
+        print(f"error: {best} does not exist", file=sys.stderr)
+        return 2
+    data = args.data or read_metadata(best).get("data", {}).get("path")
+    faces = load_split(data, args.split)
+    candidate, _ = evaluate(EmotionClassifier.load(best), faces)
+    print(f"candidate {best}: {args.split} accuracy {candidate['accuracy']:.4f}")
+    if SHIPPED_MODEL.is_file():
+        shipped, _ = evaluate(EmotionClassifier.load(SHIPPED_MODEL), faces)
+        print(f"shipped   {SHIPPED_MODEL.name}: {args.split} accuracy {shipped['accuracy']:.4f}")
+        if candidate["accuracy"] <= shipped["accuracy"] and not args.force:
+            print("not shipped: the candidate is not better")
+            return 1
+    partial = SHIPPED_MODEL.with_name(SHIPPED_MODEL.name + ".tmp")
+    shutil.copyfile(best, partial)
+    metadata = {**read_metadata(best), "file": SHIPPED_MODEL.name, "val_accuracy": candidate["accuracy"],
+                "validation": candidate, "run_path": str(best.parent)}
+    write_json(metadata_path(SHIPPED_MODEL), metadata)
+    os.replace(partial, SHIPPED_MODEL)
+    print(f"shipped as {SHIPPED_MODEL} ({SHIPPED_MODEL.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -46,6 +46,7 @@ class LiveStatus:
     last_frame_age: float | None  # wall-clock seconds since the last frame arrived
     session_id: str | None
     ended: bool
+    waiting: float  # seconds since the session was set up (while no frame has arrived: how long we wait)
 
 
 class LiveSession:
@@ -70,6 +71,7 @@ class LiveSession:
         self._last_face: float | None = None
         self._last_arrival: float | None = None
         self._ended = False
+        self._created = clock()
 
     @property
     def session_id(self) -> str | None:
@@ -119,7 +121,7 @@ class LiveSession:
         with self._state:
             return LiveStatus(self._received, self._analysed, 0.0 if self._start is None else now - self._start,
                               self._last_face, None if self._last_arrival is None else now - self._last_arrival,
-                              self.session_id, self._ended)
+                              self.session_id, self._ended, now - self._created)
 
     def alerts(self):
         return list(self.recorder.alerts) if self.recorder else []

@@ -176,3 +176,10 @@ def test_browser_camera_session_is_stored(app_env, database, tmp_path):
         while store.get(session.id).status != "ended" and time.time() < deadline:
             time.sleep(0.5)
         assert store.get(session.id).status == "ended"
+
+
+def test_live_status_tells_how_long_no_frame_has_arrived(live):
+    session, _, clock = live
+    clock.now = 7.0
+    status = session.status()
+    assert status.frames_received == 0 and status.waiting == 7.0 and status.session_id is None

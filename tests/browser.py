@@ -73,13 +73,18 @@ def streamlit_server(script: str = "dashboard.py", env: dict | None = None, time
         log.close()
 
 
+def launch_chromium(playwright, extra_args=()):
+    """Debian's chromium under a running Playwright (never a downloaded browser)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
+
+
 @contextmanager
 def chromium(extra_args: list[str] = ()):
-    """A Playwright browser on Debian's chromium (never a downloaded browser)."""
+    """One headless browser for a test."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
+        browser = launch_chromium(p, extra_args)
         try:
             yield browser
         finally:

@@ -3,7 +3,6 @@ import threading
 import time
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from emotion.classifier import EmotionClassifier
@@ -77,7 +76,7 @@ def test_frames_from_several_threads(live):
 
     def feed():
         try:
-            for i in range(30):
+            for _ in range(30):
                 clock.now += 0.05
                 session.process(frame)
         except Exception as exc:  # noqa: BLE001 - reported below

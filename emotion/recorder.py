@@ -34,23 +34,21 @@ class SessionRecorder:
             self._last_flush = time.monotonic()
             if not minutes:
                 return
-            completed = minutes[:-1]
-            for alert in attention_alerts(completed, self.alert_rule):
-                if (alert.minute, alert.kind) not in self._alerted:
-                    self._alerted.add((alert.minute, alert.kind))
-                    self.alerts.append(alert)
-                    self.store.add_alert(self.session_id, alert.minute, alert.kind, alert.message)
+            self._raise_alerts(minutes[:-1])
             # minutes before the current one are final once written
             self._from_minute = minutes[-1].minute
 
     def finish(self) -> None:
         """Write everything and mark the session ended (the last minute counts as completed)."""
         self.flush()
-        minutes = self.aggregator.minutes()
         with self._lock:
-            for alert in attention_alerts(minutes, self.alert_rule):
-                if (alert.minute, alert.kind) not in self._alerted:
-                    self._alerted.add((alert.minute, alert.kind))
-                    self.alerts.append(alert)
-                    self.store.add_alert(self.session_id, alert.minute, alert.kind, alert.message)
+            self._raise_alerts(self.aggregator.minutes())
         self.store.end_session(self.session_id)
+
+    def _raise_alerts(self, completed) -> None:
+        """Store each alert of the completed minutes once (caller holds the lock)."""
+        for alert in attention_alerts(completed, self.alert_rule):
+            if (alert.minute, alert.kind) not in self._alerted:
+                self._alerted.add((alert.minute, alert.kind))
+                self.alerts.append(alert)
+                self.store.add_alert(self.session_id, alert.minute, alert.kind, alert.message)

@@ -78,3 +78,17 @@ def database(tmp_path, monkeypatch) -> str:
     url = f"sqlite:///{tmp_path / 'sessions.sqlite'}"
     monkeypatch.setenv("CLASS_MOOD_DB", url)
     return url
+
+
+@pytest.fixture
+def store(database):
+    """The store named by CLASS_MOOD_DB with two sessions: 'Maths 5b', then the newer 'History 6a'."""
+    from datetime import timedelta
+
+    from emotion.store import SessionStore
+    from tests.sessions import STARTED, seed_session
+
+    store = SessionStore(database)
+    seed_session(store, "Maths 5b")
+    seed_session(store, "History 6a", started=STARTED + timedelta(days=1))
+    return store

@@ -19,15 +19,6 @@ from tests.sessions import CLASS_MINUTES, STARTED, class_students, mix, seed_ses
 PAGE = "pages/2_Sessions.py"
 
 
-@pytest.fixture
-def store(database) -> SessionStore:
-    """The page's store (CLASS_MOOD_DB) with two sessions: 'Maths 5b', then the newer 'History 6a'."""
-    store = SessionStore(database)
-    seed_session(store, "Maths 5b")
-    seed_session(store, "History 6a", started=STARTED + timedelta(days=1))
-    return store
-
-
 def run_page() -> AppTest:
     at = AppTest.from_file(REPO / PAGE, default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -161,7 +152,6 @@ def test_a_database_that_cannot_be_used_gives_a_message(tmp_path, monkeypatch):
     monkeypatch.setenv("CLASS_MOOD_DB", str(foreign))
     at = run_page()
     assert "Cannot open the session database" in at.error[0].value
-
 
 
 def test_the_analyst_numbers():

@@ -13,18 +13,8 @@ from emotion.cli import main as cli
 from emotion.labels import EMOTIONS
 from emotion.session_csv import (SESSION_COLUMNS, STUDENT_COLUMNS, SessionCsvError, minute_rows, parse_session_csv,
                                  to_csv_bytes)
-from emotion.store import SessionStore
 from tests.conftest import run_module
-from tests.sessions import CLASS_MINUTES, STARTED, class_students, seed_session
-
-
-@pytest.fixture
-def store(database) -> SessionStore:
-    """The CLI's store (CLASS_MOOD_DB) holding two sessions; the later one is 'History 6a'."""
-    store = SessionStore(database)
-    seed_session(store, "Maths 5b")
-    seed_session(store, "History 6a", started=STARTED + timedelta(days=1))
-    return store
+from tests.sessions import CLASS_MINUTES, STARTED, class_students
 
 
 def read_csv(path) -> tuple[list[str], list[dict]]:

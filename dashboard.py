@@ -16,7 +16,7 @@ from emotion.detect import EQUALIZATIONS, DetectorSettings  # noqa: E402
 from emotion.live import LiveSession, LiveSettings  # noqa: E402
 from emotion.recorder import SessionRecorder  # noqa: E402
 from emotion.settings import SettingsError, ice_servers  # noqa: E402
-from emotion.video import VIDEO_SUFFIXES, VideoError  # noqa: E402
+from emotion.video import VIDEO_SUFFIXES, VideoError, probe  # noqa: E402
 from ui.auth import keep_alive, require_role  # noqa: E402
 from ui.common import (PRIVACY_NOTE, get_classifier, get_store, privacy_notice_acknowledged,  # noqa: E402
                        upload_limit_mb)
@@ -170,7 +170,14 @@ def video_source() -> None:
                               max_upload_size=limit,
                               help=f"Up to {limit} MB. Analysed here and then deleted; only the numbers are kept.")
     every = st.number_input("Analyse every Nth frame (0 = use 'Frames analysed per second')", 0, 100, 0)
-    if upload is None or not st.button("Analyse video", type="primary"):
+    if upload is None:
+        return
+    try:
+        st.caption(f"{upload.name}: {probe(upload).describe()}")
+    except VideoError as exc:
+        st.error(f"This video cannot be analysed: {exc}")
+        return
+    if not st.button("Analyse video", type="primary"):
         return
     settings = AnalysisSettings(analysis_fps=0 if every else analysis_fps, every=int(every) or 1,
                                 minute_seconds=float(minute_seconds), aggregation=aggregation, detector=detector)
@@ -193,13 +200,16 @@ def video_source() -> None:
         path = Path(folder) / Path(upload.name).name
         path.write_bytes(upload.getbuffer())
         try:
-            pipeline = analyze_video(path, classifier, settings, progress=progress, on_frame=show_frame)
+            analysis = analyze_video(path, classifier, settings, progress=progress, on_frame=show_frame)
         except VideoError as exc:
             bar.empty()
             st.error(f"This video cannot be analysed: {exc}")
             return
     bar.progress(1.0, text="Done")
+    pipeline = analysis.pipeline
     minutes = pipeline.aggregator.minutes()
+    if analysis.ended_early:
+        st.warning(f"Only part of this video was analysed: {analysis.ended_early}.")
     if pipeline.timer.faces == 0:
         st.warning("No faces were found in this video. Faces must look roughly at the camera and be at least "
                    f"{min_face} px tall; try a lower 'Smallest face' or a higher resolution video.")

@@ -58,7 +58,7 @@ def main() -> int:
                                 detector=DetectorSettings(max_width=args.detect_width))
     started = time.perf_counter()
     pipeline = analyze_video(video, classifier, settings,
-                             on_frame=lambda frame, faces: [a.add(faces) for a in extra.values()])
+                             on_frame=lambda frame, faces: [a.add(faces) for a in extra.values()]).pipeline
     elapsed = time.perf_counter() - started
     duration = pipeline.aggregator.minutes()[-1].minute * 60 + 60
     print(f"model {classifier.name} (val accuracy {classifier.val_accuracy}); {pipeline.timer.frames} frames "

@@ -62,7 +62,7 @@ def main() -> int:
             print(f"  after {minute - 1:2d}-{minute} min of video: peak RSS {marks[minute]:.0f} MB "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
 
-    pipeline = analyze_video(video, classifier, AnalysisSettings(analysis_fps=args.fps), on_frame=on_frame)
+    pipeline = analyze_video(video, classifier, AnalysisSettings(analysis_fps=args.fps), on_frame=on_frame).pipeline
     print(f"{pipeline.timer.frames} frames, {len(pipeline.aggregator.minutes())} minutes; peak RSS at the end "
           f"{peak_rss_mb():.0f} MB; growth from minute 5 to the end {peak_rss_mb() - min(marks.values()):.0f} MB")
     return 0

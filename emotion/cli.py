@@ -44,7 +44,8 @@ def cmd_analyze(args) -> int:
             print(f"  {seconds:.0f}{total} s of video", file=sys.stderr, flush=True)
 
     clock = datetime.now(timezone.utc)
-    pipeline = analyze_video(args.video, classifier, settings, progress=progress)
+    analysis = analyze_video(args.video, classifier, settings, progress=progress)
+    pipeline = analysis.pipeline
     elapsed = (datetime.now(timezone.utc) - clock).total_seconds()
     minutes = pipeline.aggregator.minutes()
     session_id = "unsaved"
@@ -66,6 +67,8 @@ def cmd_analyze(args) -> int:
           f"({timer.frames / max(elapsed, 1e-9):.1f} frames/s; per frame: {stages})", file=sys.stderr)
     if timer.faces == 0:
         print("warning: no faces were found in this video", file=sys.stderr)
+    if analysis.ended_early:
+        print(f"warning: {analysis.ended_early}", file=sys.stderr)
     print(f"session {session_id}: wrote {args.csv}", file=sys.stderr)
     return 0
 

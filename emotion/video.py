@@ -1,9 +1,10 @@
 """Recorded class videos, decoded with PyAV into (seconds, BGR frame) pairs."""
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numpy as np
 
@@ -22,27 +23,39 @@ class VideoInfo:
     width: int
     height: int
 
+    def describe(self) -> str:
+        parts = [f"{self.duration:.0f} s" if self.duration else "length unknown", f"{self.width}×{self.height}"]
+        return ", ".join(parts + ([f"{self.frame_rate:.3g} frames/s"] if self.frame_rate else []))
 
-def _open(path: str | Path):
+
+def _open(source: str | Path | BinaryIO):
+    """Open a video file, or an uploaded file object (`name` attribute used in messages)."""
     import av
 
-    path = Path(path)
-    if not path.is_file():
-        raise VideoError(f"video not found: {path}")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{path.name} is empty (0 bytes)")
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise VideoError(f"video not found: {path}")
+        name, size = path.name, path.stat().st_size
+    else:
+        name, size = Path(getattr(source, "name", "video")).name, source.seek(0, io.SEEK_END)
+        source.seek(0)
+    if size == 0:
+        raise VideoError(f"{name} is empty (0 bytes)")
     try:
-        container = av.open(str(path))
+        container = av.open(str(source) if isinstance(source, Path) else source)
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise VideoError(f"{path.name} is not a video PyAV can read ({exc})") from exc
+        reason = getattr(exc, "strerror", None) or exc  # FFmpeg's reason without the (temporary) path
+        raise VideoError(f"{name} is not a video PyAV can read ({reason})") from exc
     if not container.streams.video:
         container.close()
-        raise VideoError(f"{path.name} has no video stream")
+        raise VideoError(f"{name} has no video stream")
     return container
 
 
-def probe(path: str | Path) -> VideoInfo:
-    container = _open(path)
+def probe(source: str | Path | BinaryIO) -> VideoInfo:
+    """Duration, rate and size from the container's header, without decoding (cheap even for an upload)."""
+    container = _open(source)
     try:
         stream = container.streams.video[0]
         duration = float(stream.duration * stream.time_base) if stream.duration else (

@@ -141,6 +141,25 @@ def write_video(path: Path, frames, fps: int = 4) -> Path:
     return path
 
 
+def write_audio_only(path: Path, seconds: float = 2.0) -> Path:
+    """A valid media file with a sound track and no video stream."""
+    import av
+
+    rate = 16000
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        samples = (0.1 * np.sin(np.arange(int(seconds * rate)) * 2 * np.pi * 440 / rate)).astype(np.float32)
+        for start in range(0, len(samples), 1024):
+            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="fltp", layout="mono")
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 def write_y4m(path: Path, frames, fps: int = 30) -> Path:
     """A raw YUV4MPEG2 file for Chromium's fake camera."""
     frames = list(frames)

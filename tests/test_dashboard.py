@@ -3,13 +3,14 @@ import threading
 import time
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from emotion.classifier import EmotionClassifier
 from emotion.live import LiveSession, LiveSettings
 from emotion.store import SessionStore
 from tests.browser import REPO, chromium, launch_chromium, requires_chromium, streamlit_server
-from tests.synthetic import gallery_frame, write_y4m
+from tests.synthetic import gallery_frame, write_audio_only, write_video, write_y4m
 from ui.common import PRIVACY_ACKNOWLEDGED
 
 FACES = ["happy", "sad", "happy", "surprise", "happy", "neutral", "happy", "angry"]
@@ -222,3 +223,46 @@ def test_live_status_tells_how_long_no_frame_has_arrived(live):
     clock.now = 7.0
     status = session.status()
     assert status.frames_received == 0 and status.waiting == 7.0 and status.session_id is None
+
+
+def _stored(store):
+    """Everything the store holds, to compare before and after."""
+    return [(s, store.minutes(s.id), store.student_minutes(s.id)) for s in store.list_sessions()]
+
+
+@requires_chromium
+def test_broken_uploads_get_a_clear_message_and_change_nothing(app_env, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLASS_MOOD_MAX_UPLOAD_MB", "1")
+    frames = [gallery_frame(["happy", "sad"], cols=2, seed=i % 3)[0] for i in range(40)]
+    whole = write_video(tmp_path / "whole.mp4", frames).read_bytes()
+    uploads = [  # (file, what the page must say)
+        (tmp_path / "empty.mp4", b"", "empty.mp4 is empty (0 bytes)"),
+        (tmp_path / "noise.mp4", np.random.default_rng(0).bytes(50_000), "noise.mp4 is not a video PyAV can read"),
+        (tmp_path / "half.mp4", whole[: len(whole) // 2], "half.mp4 is not a video PyAV can read"),
+        (write_audio_only(tmp_path / "sound.mp4"), None, "sound.mp4 has no video stream"),
+        (tmp_path / "big.mp4", whole + bytes(1_100_000), "File must be 1.0MB or smaller"),
+    ]
+    before = _stored(store)
+    with streamlit_server("dashboard.py") as url, chromium() as browser:
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("button", name="I have told the class: continue").click(timeout=60000)
+        page.get_by_text("Recorded video").click()
+        for path, content, message in uploads:
+            if content is not None:
+                path.write_bytes(content)
+            page.set_input_files('[data-testid="stFileUploaderDropzoneInput"]', str(path))
+            page.get_by_text(message).first.wait_for(timeout=60000)  # said on upload, before any "Analyse"
+            assert page.locator('[data-testid="stException"]').count() == 0, path.name
+            assert page.get_by_role("button", name="Analyse video").count() == 0, path.name
+        assert _stored(store) == before
+        matroska = write_video(tmp_path / "whole.mkv", frames * 2).read_bytes()  # 20 s
+        cut = tmp_path / "cut.mkv"  # a Matroska file cut in half still plays up to the cut
+        cut.write_bytes(matroska[: len(matroska) // 2])
+        page.set_input_files('[data-testid="stFileUploaderDropzoneInput"]', str(cut))
+        page.get_by_text("cut.mkv: 20 s, 1280×720").wait_for(timeout=60000)
+        page.get_by_role("button", name="Analyse video").click()
+        page.get_by_text("Only part of this video was analysed").wait_for(timeout=120000)
+        page.get_by_text("Saved as session").wait_for(timeout=60000)
+    added = [s for s in store.list_sessions() if s.id not in {b[0].id for b in before}]
+    assert [(s.source_name, s.status) for s in added] == [("cut.mkv", "ended")]

@@ -168,6 +168,21 @@ def test_video_without_faces_and_broken_video(stand_in_model, tmp_path, database
     assert not (tmp_path / "b.csv").exists()
 
 
+def test_truncated_video_is_analysed_as_far_as_it_goes_with_a_warning(stand_in_model, tmp_path, database):
+    frames = [gallery_frame(["happy", "sad"], cols=2, seed=i % 3)[0] for i in range(80)]  # 20 s at 4 fps
+    whole = write_video(tmp_path / "whole.mkv", frames).read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole[: len(whole) // 2])
+    result = run_module("emotion", "analyze", cut, "--csv", tmp_path / "cut.csv", "--weights", stand_in_model,
+                        "--minute-seconds", "5")
+    assert "could only be read up to" in result.stderr and "of its 20 s" in result.stderr
+    rows = pd.read_csv(tmp_path / "cut.csv")
+    assert 1 <= len(rows) < 4 and rows["faces"].sum() > 0
+    full = run_module("emotion", "analyze", tmp_path / "whole.mkv", "--csv", tmp_path / "whole.csv",
+                      "--weights", stand_in_model, "--minute-seconds", "5")
+    assert "could only be read" not in full.stderr and len(pd.read_csv(tmp_path / "whole.csv")) == 4
+
+
 def test_tracker_coasts_briefly_missed_students_but_not_one_off_detections():
     tracker = Tracker(coast_seconds=1.0)
     student, glitch = [100, 100, 80, 80], [600, 300, 40, 40]

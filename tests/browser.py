@@ -44,6 +44,13 @@ def free_port() -> int:
 @contextmanager
 def streamlit_server(script: str = "dashboard.py", env: dict | None = None, timeout: float = 60):
     """Start `streamlit run script` on a free loopback port; yields the base URL; stops it with SIGTERM."""
+    with streamlit_process(script, env, timeout) as (url, _):
+        yield url
+
+
+@contextmanager
+def streamlit_process(script: str = "dashboard.py", env: dict | None = None, timeout: float = 60):
+    """As streamlit_server, yielding (URL, server process) for tests that kill the server themselves."""
     port = free_port()
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"streamlit-{port}.log", "w+")
     process = subprocess.Popen(
@@ -63,7 +70,7 @@ def streamlit_server(script: str = "dashboard.py", env: dict | None = None, time
                 log.seek(0)
                 raise RuntimeError(f"streamlit did not start:\n{log.read()}")
             time.sleep(0.3)
-        yield url
+        yield url, process
     finally:
         process.send_signal(signal.SIGTERM)
         try:

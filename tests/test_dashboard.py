@@ -1,6 +1,9 @@
 """The teacher's dashboard: the live session object, the page under AppTest, and a real browser with a fake camera."""
+import os
+import signal
 import threading
 import time
+from datetime import timedelta
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,8 +11,9 @@ import pytest
 
 from emotion.classifier import EmotionClassifier
 from emotion.live import LiveSession, LiveSettings
-from emotion.store import SessionStore
-from tests.browser import REPO, chromium, launch_chromium, requires_chromium, streamlit_server
+from emotion.store import SessionStore, utcnow
+from tests.browser import (REPO, chromium, launch_chromium, requires_chromium, streamlit_process,
+                           streamlit_server)
 from tests.synthetic import gallery_frame, write_audio_only, write_video, write_y4m
 from ui.common import PRIVACY_ACKNOWLEDGED
 
@@ -216,6 +220,27 @@ def test_two_classes_streaming_at_once_stay_apart(app_env, database, tmp_path):
         assert all(m.dominant == emotion for m in minutes if m.faces)
         seconds = (session.ended_at - session.started_at).total_seconds()
         print(f"{session.title}: {frames} frames analysed in {seconds:.0f} s ({frames / seconds:.1f} frames/s)")
+
+
+@requires_chromium
+def test_killing_the_server_mid_class_loses_only_the_last_seconds(app_env, store, tmp_path):
+    before = _stored(store)
+    camera = _fake_camera(tmp_path / "camera.y4m", FACES, cols=4)
+    with streamlit_process("dashboard.py") as (url, server), chromium(camera) as browser:
+        _, _, session = _start_camera(browser, url, store, "Killed class")
+        time.sleep(8)  # a few recorder flushes (every 3 s)
+        os.killpg(server.pid, signal.SIGKILL)  # no chance to finish the session
+        server.wait(timeout=30)
+        killed_at = utcnow()
+    info = store.get(session.id)
+    unsaved = (killed_at - info.last_write_at).total_seconds()
+    print(f"the last write was {unsaved:.1f} s before the kill")
+    assert unsaved < 5 and info.ended_at is None
+    minutes = store.minutes(session.id)
+    frames = sum(m.frames for m in minutes)
+    assert frames >= 8 and sum(m.faces for m in minutes) / frames == pytest.approx(len(FACES), abs=0.5)
+    assert SessionStore(store.url, stale_after=timedelta(seconds=0)).get(session.id).status == "interrupted"
+    assert [entry for entry in _stored(store) if entry[0].id != session.id] == before
 
 
 def test_live_status_tells_how_long_no_frame_has_arrived(live):

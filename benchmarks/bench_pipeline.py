@@ -51,7 +51,7 @@ def main() -> int:
     frames = read_frames(video, fps=4)
     seconds, frame = next(frames)
     pipeline(frame, seconds)  # warm up the model
-    pipeline.timer.__init__()
+    pipeline.timer.reset()
     started = time.perf_counter()
     for _ in range(args.frames):
         t0 = time.perf_counter()

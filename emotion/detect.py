@@ -9,8 +9,8 @@ import numpy as np
 
 from emotion.faces import Faces
 from emotion.preprocess import to_gray
+from emotion.settings import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CASCADE = REPO_ROOT / "haarcascade_frontalface_default.xml"
 
 

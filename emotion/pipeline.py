@@ -29,6 +29,10 @@ class StageTimer:
     frames: int = 0
     faces: int = 0
 
+    def reset(self) -> None:
+        """Start counting afresh (the benchmark leaves out its warm-up frame)."""
+        self.totals, self.frames, self.faces = dict.fromkeys(STAGES, 0.0), 0, 0
+
     def per_frame_ms(self) -> dict[str, float]:
         return {k: 1000 * v / max(self.frames, 1) for k, v in self.totals.items()}
 

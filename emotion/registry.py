@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from emotion.model_io import read_metadata, metadata_path
+from emotion.model_io import metadata_path, read_metadata
+from emotion.settings import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = REPO_ROOT / "weights" / "inceptionv3_fer2013.keras"
 ACTIVE_FILE = "active.txt"
 

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from emotion.settings import REPO_ROOT
 from training.names import safe_name, unused_path
 from training.train import LOG_FIELDS, build_parser, default_runs_root, to_argv, write_json
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCK_FILE = "training.lock"
 ACTIVE = ("starting", "running", "stopping")
 # Training speed on this 2-core machine at 75 px, used until a run here has measured it.

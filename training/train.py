@@ -271,8 +271,10 @@ def main(argv=None) -> int:
         logs = {k: sums[k] / max(sums["batches"], 1) for k in ("loss", "accuracy")}
         for batch, (x, y, w) in enumerate(batches, start=first_batch):
             global_step = epoch * steps + batch
-            lr = args.lr * min(1.0, (global_step + 1) / warmup_steps) if global_step < warmup_steps else state["lr"]
-            lr = max(lr, args.lr / 20) if global_step < warmup_steps else lr
+            if global_step < warmup_steps:  # linear from lr/20 up to lr
+                lr = args.lr * max(1 / 20, (global_step + 1) / warmup_steps)
+            else:
+                lr = state["lr"]
             model.optimizer.learning_rate.assign(lr)
             now = model.train_on_batch(x, y, sample_weight=w, return_dict=True)
             done_now = batch + 1 - first_batch

@@ -92,7 +92,8 @@ def live_panel(live: LiveSession, key: str) -> None:
     if not status.frames_received and status.waiting > NO_FRAMES_WARNING_SECONDS:
         st.warning("No video is arriving. Allow camera access for this page (the camera icon in the browser's "
                    "address bar), check that no other program uses the camera, or pick another device.")
-    elif status.frames_received and status.last_frame_age is not None and status.last_frame_age > NO_FRAMES_WARNING_SECONDS:
+    elif (status.frames_received and status.last_frame_age is not None
+          and status.last_frame_age > NO_FRAMES_WARNING_SECONDS):
         st.warning(f"No video has arrived for {status.last_frame_age:.0f} s: the camera may have stopped.")
     elif status.frames_analysed and (status.last_face_seconds is None or
                                      status.seconds - status.last_face_seconds > NO_FACE_WARNING_SECONDS):

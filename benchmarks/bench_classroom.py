@@ -69,7 +69,8 @@ def main() -> int:
     for method, aggregator in extra.items():
         csv_path = out / f"pred_{method}.csv"
         csv_path.write_bytes(to_csv_bytes(minute_rows("bench", stamp, aggregator.minutes())))
-        scored = subprocess.run([sys.executable, str(BENCH / "score.py"), str(out / "truth_minutes.csv"), str(csv_path)],
+        scored = subprocess.run([sys.executable, str(BENCH / "score.py"), str(out / "truth_minutes.csv"),
+                                 str(csv_path)],
                                 capture_output=True, text=True, check=True)
         result = json.loads(scored.stdout.splitlines()[0])
         print(f"{method:9} mean TVD {result['mean_tvd']:.3f}  recall {result['mean_recall']:.3f}  "

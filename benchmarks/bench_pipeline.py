@@ -73,7 +73,8 @@ def main() -> int:
           f"({4 * elapsed / timer.frames:.2f} s per second of video at 4 fps: "
           f"{timer.frames / elapsed / 4:.2f}x real time)")
     print("per frame: " + ", ".join(f"{k} {v:.0f} ms" for k, v in stages.items()))
-    print(f"peak memory (RSS) of this process, model loaded: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"peak memory (RSS) of this process, model loaded: "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 
 

@@ -52,7 +52,8 @@ def analyze_video(path: str | Path, classifier: EmotionClassifier, settings: Ana
     """Run the pipeline over a video file; `progress(seconds_done, duration)` is called per frame."""
     duration = probe(path).duration
     pipeline = FramePipeline(classifier, make_aggregator(classifier, settings),
-                             detector=FaceDetector(settings.detector), tracker=Tracker(coast_seconds=settings.coast_seconds),
+                             detector=FaceDetector(settings.detector),
+                             tracker=Tracker(coast_seconds=settings.coast_seconds),
                              detect_every=settings.detect_every)
     seconds = 0.0
     for seconds, frame in read_frames(path, every=settings.every, fps=settings.analysis_fps or None):

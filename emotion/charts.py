@@ -28,7 +28,8 @@ def minutes_frame(minutes: list[MinuteMood]) -> pd.DataFrame:
                         columns=["minute", "frames", "faces", "students", *EMOTIONS, "dominant"])
 
 
-def mood_over_time(minutes: list[MinuteMood], *, title: str = "Class mood per minute", faces_axis: bool = True) -> go.Figure:
+def mood_over_time(minutes: list[MinuteMood], *, title: str = "Class mood per minute",
+                   faces_axis: bool = True) -> go.Figure:
     """Stacked area of the seven shares per minute, faces per frame on a second axis."""
     df = minutes_frame(minutes)
     fig = go.Figure()
@@ -125,7 +126,8 @@ def student_timelines(students: list[StudentMinute], emotion: str | None = None,
         labels[row][column] = s.dominant if emotion is None else f"{s.shares[emotion]:.0%} {emotion}"
     if emotion is None:  # one flat colour band per emotion index
         n = len(EMOTIONS)
-        colors = {"colorscale": [[(i + edge) / n, EMOTION_COLORS[e]] for i, e in enumerate(EMOTIONS) for edge in (0, 1)],
+        colors = {"colorscale": [[(i + edge) / n, EMOTION_COLORS[e]]
+                                 for i, e in enumerate(EMOTIONS) for edge in (0, 1)],
                   "zmin": -0.5, "zmax": n - 0.5,
                   "colorbar": {"tickvals": list(range(n)), "ticktext": list(EMOTIONS), "title": "top emotion"}}
     else:

@@ -37,7 +37,8 @@ class FaceDetector:
     def __init__(self, settings: DetectorSettings = DetectorSettings(), cascade_path: str | Path = DEFAULT_CASCADE):
         cascade_path = Path(cascade_path)
         if settings.equalization not in EQUALIZATIONS:
-            raise ValueError(f"unknown equalization {settings.equalization!r}; expected one of {', '.join(EQUALIZATIONS)}")
+            raise ValueError(f"unknown equalization {settings.equalization!r}; "
+                             f"expected one of {', '.join(EQUALIZATIONS)}")
         self.settings = settings
         self._clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
         self.cascade = cv2.CascadeClassifier(str(cascade_path))

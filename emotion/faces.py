@@ -37,7 +37,8 @@ class Faces:
         return [EMOTIONS[i] for i in self.probabilities.argmax(axis=1)] if len(self) else []
 
     def with_probabilities(self, probabilities: np.ndarray) -> "Faces":
-        return replace(self, probabilities=np.asarray(probabilities, dtype=np.float32).reshape(len(self), len(EMOTIONS)))
+        return replace(self,
+                       probabilities=np.asarray(probabilities, dtype=np.float32).reshape(len(self), len(EMOTIONS)))
 
     def with_track_ids(self, track_ids) -> "Faces":
         return replace(self, track_ids=np.asarray(track_ids, dtype=np.int64).reshape(len(self)))

@@ -33,7 +33,8 @@ def list_monitors() -> list[dict]:
         with mss.mss() as grabber:
             return list(grabber.monitors[1:])
     except Exception as exc:  # mss raises its own error types per platform
-        raise ScreenError(f"no screen to capture here ({exc}); run the dashboard on the computer that shows the call") from exc
+        raise ScreenError(f"no screen to capture here ({exc}); "
+                          "run the dashboard on the computer that shows the call") from exc
 
 
 class ScreenCapture:

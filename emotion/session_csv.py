@@ -31,7 +31,8 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def minute_rows(session_id: str, started: datetime, minutes: list[MinuteMood], minute_seconds: float = 60.0) -> list[dict]:
+def minute_rows(session_id: str, started: datetime, minutes: list[MinuteMood],
+                minute_seconds: float = 60.0) -> list[dict]:
     rows = []
     for m in minutes:
         row = {"session_id": session_id, "minute": m.minute,

@@ -158,7 +158,8 @@ class SessionStore:
                 db.execute(schema_version.insert().values(version=SCHEMA_VERSION))
                 return
             if not inspector.has_table("schema_version"):
-                raise RuntimeError(f"{self.url} holds a 'sessions' table that is not Class Mood's; use another database")
+                raise RuntimeError(f"{self.url} holds a 'sessions' table that is not Class Mood's; "
+                                   "use another database")
             version = db.execute(sa.select(schema_version.c.version)).scalar_one()
             if version > SCHEMA_VERSION:
                 raise RuntimeError(f"{self.url} was written by a newer Class Mood (schema {version}); update the app")

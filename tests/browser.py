@@ -29,7 +29,8 @@ main()
 """
 
 # The options every server is started with, here and in the Dockerfile's CMD (tests/test_deploy.py checks).
-SERVER_OPTIONS = ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+SERVER_OPTIONS = ["--server.headless", "true", "--browser.gatherUsageStats", "false",
+                  "--server.fileWatcherType", "none"]
 
 requires_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                        reason="Debian's chromium is not installed (apt-get install chromium)")

@@ -72,7 +72,8 @@ def texts(at: AppTest, kind: str) -> str:
 
 
 def shows_only_the_sign_in_form(at: AppTest) -> bool:
-    return ([t.label for t in at.text_input] == ["User name", "Password"] and [b.label for b in at.button] == ["Sign in"]
+    return ([t.label for t in at.text_input] == ["User name", "Password"]
+            and [b.label for b in at.button] == ["Sign in"]
             and not any(at.get(kind) for kind in PAGE_CONTENT) and not at.sidebar.children)
 
 

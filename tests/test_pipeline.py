@@ -80,7 +80,8 @@ def _faces(timestamp, top, track_ids):
     probabilities = np.full((len(top), 7), 0.05, np.float32)
     for i, emotion in enumerate(top):
         probabilities[i, EMOTIONS.index(emotion)] = 0.7
-    return Faces.from_boxes(np.zeros((len(top), 4)), timestamp).with_probabilities(probabilities).with_track_ids(track_ids)
+    return (Faces.from_boxes(np.zeros((len(top), 4)), timestamp).with_probabilities(probabilities)
+            .with_track_ids(track_ids))
 
 
 def test_aggregator_minutes_students_and_empty_minutes():
@@ -163,7 +164,8 @@ def test_video_without_faces_and_broken_video(stand_in_model, tmp_path, database
     assert "no faces were found" in result.stderr
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00" * 1000)
-    bad = run_module("emotion", "analyze", broken, "--csv", tmp_path / "b.csv", "--weights", stand_in_model, check=False)
+    bad = run_module("emotion", "analyze", broken, "--csv", tmp_path / "b.csv", "--weights", stand_in_model,
+                     check=False)
     assert bad.returncode == 2 and "broken.mp4" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "b.csv").exists()
 

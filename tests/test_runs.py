@@ -210,7 +210,8 @@ def test_upload_of_a_csv(tmp_path):
 
 @pytest.mark.parametrize("filename, content, message", [
     ("fer.zip", io.BytesIO(b"PK but not really a zip"), "fer.zip is not a zip archive"),
-    ("fer.zip", zipped({"cats/a.png": b"x", "cats/b.png": b"x"}), "fer.zip is not a FER2013 dataset: no split or emotion folders"),
+    ("fer.zip", zipped({"cats/a.png": b"x", "cats/b.png": b"x"}),
+     "fer.zip is not a FER2013 dataset: no split or emotion folders"),
     ("fer.zip", zipped({"train/bored/a.png": b"x"}), "unknown label folder.*bored"),
     ("fer.zip", zipped({"../../evil.txt": b"x"}), "unsafe entry '../../evil.txt'"),
     ("fer.zip", zipped({"/etc/evil.txt": b"x"}), "unsafe entry"),

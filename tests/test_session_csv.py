@@ -97,7 +97,8 @@ def with_duplicated_row(row: int) -> str:
 
 BAD_CSVS = {
     "empty file": ("", r"is empty"),
-    "wrong columns": (good_csv().replace("minute_start", "start", 1), r"row 1 \(header\), column 3: expected 'minute_start'"),
+    "wrong columns": (good_csv().replace("minute_start", "start", 1),
+                      r"row 1 \(header\), column 3: expected 'minute_start'"),
     "missing column": (good_csv().replace(",dominant", "", 1), r"row 1 \(header\), column 14: expected 'dominant'"),
     "non-numeric cell": (edited(3, "faces", "many"), r"row 3, column faces: 'many' is not a whole number"),
     "non-numeric share": (edited(2, "sad", "ten percent"), r"row 2, column sad: 'ten percent' is not a number"),

@@ -74,8 +74,10 @@ def test_a_rewritten_current_minute_replaces_the_earlier_one(store):
 
 def test_times_are_kept_as_instants_whatever_their_zone(store):
     berlin = timezone(timedelta(hours=2))
-    early = store.create_session(title="Early", source_kind="video", started_at=datetime(2024, 5, 6, 10, 0, tzinfo=berlin))
-    late = store.create_session(title="Late", source_kind="video", started_at=datetime(2024, 5, 6, 8, 30, tzinfo=timezone.utc))
+    early = store.create_session(title="Early", source_kind="video",
+                                 started_at=datetime(2024, 5, 6, 10, 0, tzinfo=berlin))
+    late = store.create_session(title="Late", source_kind="video",
+                                started_at=datetime(2024, 5, 6, 8, 30, tzinfo=timezone.utc))
     assert store.get(early).started_at == datetime(2024, 5, 6, 8, 0, tzinfo=timezone.utc)
     assert [s.id for s in store.list_sessions()] == [late, early]
     assert store.latest().id == late

@@ -112,7 +112,8 @@ def test_evaluate_json_and_tta(stand_in_model, synthetic_data, tmp_path):
     assert sum(map(sum, report["confusion_matrix"])) == 280
     assert set(report["per_class"]) == set(EMOTIONS)
     csv_path = write_csv_dataset(tmp_path / "fer2013.csv", 5, seed=4)
-    text = run_module("training.evaluate", csv_path, "--split", "PublicTest", "--weights", stand_in_model, "--tta").stdout
+    text = run_module("training.evaluate", csv_path, "--split", "PublicTest", "--weights", stand_in_model,
+                      "--tta").stdout
     assert "35 images" in text and "test-time flip averaging" in text and "confusion" in text
 
 

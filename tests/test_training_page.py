@@ -49,7 +49,8 @@ def click(at: AppTest, label: str) -> AppTest:
 def test_page_renders_with_nothing_there_yet(runs_root, model_dir):
     at = run_page()
     assert "Give the path of a FER2013 dataset" in texts(at, "info")
-    assert f"No models in {model_dir} yet" in texts(at, "info") and f"No runs yet in {runs_root}" in texts(at, "caption")
+    assert (f"No models in {model_dir} yet" in texts(at, "info")
+            and f"No runs yet in {runs_root}" in texts(at, "caption"))
     assert widget(at.button, "Start training").disabled
 
 

@@ -72,7 +72,8 @@ def canonical_split(split: str) -> str:
     for canonical, aliases in SPLIT_ALIASES.items():
         if key in aliases:
             return canonical
-    raise DatasetError(f"unknown split {split!r}; expected one of train, val, test (or Training, PublicTest, PrivateTest)")
+    raise DatasetError(f"unknown split {split!r}; "
+                       "expected one of train, val, test (or Training, PublicTest, PrivateTest)")
 
 
 def _split_folder(root: Path, split: str) -> Path | None:

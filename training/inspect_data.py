@@ -55,7 +55,8 @@ def inspect_dataset(path: str | Path, samples_per_class: int = 6, seed: int = 0)
         if face_set.skipped:
             shown = ", ".join(Path(name).name for name in face_set.skipped[:SHOWN_NAMES])
             more = " ..." if len(face_set.skipped) > SHOWN_NAMES else ""
-            warnings.append(f"{split}: {len(face_set.skipped)} unreadable image file(s) will be left out: {shown}{more}")
+            warnings.append(f"{split}: {len(face_set.skipped)} unreadable image file(s) will be left out: "
+                            f"{shown}{more}")
 
     shown_set = faces["train"] if "train" in faces else next(iter(faces.values()))
     rng = np.random.default_rng(seed)

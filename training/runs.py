@@ -181,7 +181,8 @@ def run_status(run_dir: str | Path, root: Path | None = None) -> RunStatus:
     progress = progress or {}
     run = RunStatus(
         path=run_dir, status=status, config=config, pid=pid,
-        epoch=progress.get("epoch", (state or {}).get("epoch", 0)), epochs=progress.get("epochs", config.get("epochs", 0)),
+        epoch=progress.get("epoch", (state or {}).get("epoch", 0)),
+        epochs=progress.get("epochs", config.get("epochs", 0)),
         batch=progress.get("batch", 0), batches=progress.get("batches", 0), elapsed=progress.get("elapsed", 0.0),
         images_per_s=progress.get("images_per_s", 0.0),
         best_val_accuracy=progress.get("best_val_accuracy", (state or {}).get("best_val_accuracy")),
@@ -258,7 +259,8 @@ def start_run(run_dir: str | Path, train_args: list[str], root: Path | None = No
     try:  # O_EXCL: of two starts racing here exactly one wins
         descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
-        raise RunBusyError("Another training run was started at the same moment; only one run trains at a time.") from None
+        raise RunBusyError("Another training run was started at the same moment; "
+                           "only one run trains at a time.") from None
     with os.fdopen(descriptor, "w") as f:
         json.dump({"pid": os.getpid(), "run_dir": str(run_dir), "launching": True}, f)
 

@@ -39,15 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     """Every training knob as a flag; the training page reads the same flags and help texts."""
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="FER2013: fer2013.csv or a folder with train/ and val/ emotion folders")
+    p.add_argument("--data", required=True,
+                   help="FER2013: fer2013.csv or a folder with train/ and val/ emotion folders")
     p.add_argument("--train-split", default="train", help="split to train on (train / Training)")
     p.add_argument("--val-split", default="val", help="split to select the model on (val / PublicTest)")
-    p.add_argument("--out", default=str(default_runs_root() / "default"), help="run folder: checkpoints, logs, best model")
+    p.add_argument("--out", default=str(default_runs_root() / "default"),
+                   help="run folder: checkpoints, logs, best model")
     p.add_argument("--arch", choices=["inceptionv3", "small"], default="inceptionv3",
                    help="inceptionv3 = the product's model; small = a tiny CNN for quick trials and tests")
     p.add_argument("--image-size", type=int, default=75, help="network input side in px (InceptionV3 needs >= 75)")
     p.add_argument("--batch-size", type=int, default=64, help="images per training step")
-    p.add_argument("--epochs", type=int, default=60, help="passes over the training images (early stopping may end sooner)")
+    p.add_argument("--epochs", type=int, default=60,
+                   help="passes over the training images (early stopping may end sooner)")
     p.add_argument("--optimizer", choices=["adamw", "adam", "sgd", "rmsprop"], default="adamw",
                    help="adamw = Adam with decoupled weight decay; sgd = SGD with Nesterov momentum "
                         "(at lr 0.02 it did not learn in 300 batches from scratch here, Adam did)")
@@ -73,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=200, help="batches between resumable checkpoints")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training images (0 = all)")
     p.add_argument("--val-limit", type=int, default=0, help="use only the first N validation images (0 = all)")
-    p.add_argument("--max-batches", type=int, default=0, help="cap batches per epoch (0 = full epochs); for quick trials")
+    p.add_argument("--max-batches", type=int, default=0,
+                   help="cap batches per epoch (0 = full epochs); for quick trials")
     p.add_argument("--skip-unreadable", action="store_true", help="leave out unreadable images instead of failing")
     p.add_argument("--fresh", action="store_true", help="discard an existing run in --out instead of resuming it")
     p.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"], default="default",
@@ -187,7 +191,8 @@ def main(argv=None) -> int:
         val = val.subset(args.val_limit, seed=args.seed)
     for part in (train, val):
         if part.skipped:
-            print(f"warning: left out {len(part.skipped)} unreadable image(s) of {part.source}: {', '.join(part.skipped[:3])}")
+            print(f"warning: left out {len(part.skipped)} unreadable image(s) of {part.source}: "
+                  f"{', '.join(part.skipped[:3])}")
     if len(train) < args.batch_size:
         print(f"error: {len(train)} training images, fewer than one batch of {args.batch_size}", file=sys.stderr)
         return 2
@@ -266,7 +271,8 @@ def main(argv=None) -> int:
         sums = state["partial"] or {"batches": 0, "loss": 0.0, "accuracy": 0.0}
         batches = training_batches(train, input_size=args.image_size, batch_size=args.batch_size, epoch=epoch,
                                    seed=args.seed, sample_weights=weights_per_class, augment=args.augment,
-                                   erase_probability=args.erase_prob, skip_batches=first_batch).take(steps - first_batch)
+                                   erase_probability=args.erase_prob,
+                                   skip_batches=first_batch).take(steps - first_batch)
         tick = time.time()
         logs = {k: sums[k] / max(sums["batches"], 1) for k in ("loss", "accuracy")}
         for batch, (x, y, w) in enumerate(batches, start=first_batch):
@@ -313,7 +319,8 @@ def main(argv=None) -> int:
             csv.DictWriter(f, LOG_FIELDS).writerow(row)
         improved = report["accuracy"] > state["best_val_accuracy"]
         print(f"epoch {epoch + 1}: loss {row['loss']:.4f} acc {row['accuracy']:.4f} val_loss {val_loss:.4f} "
-              f"val_acc {report['accuracy']:.4f}{' (best)' if improved else ''} in {row['seconds'] / 60:.1f} min", flush=True)
+              f"val_acc {report['accuracy']:.4f}{' (best)' if improved else ''} in {row['seconds'] / 60:.1f} min",
+              flush=True)
         if improved:
             state.update(best_val_accuracy=report["accuracy"], best_epoch=epoch + 1, stale_epochs=0, plateau_wait=0)
             save_model(model, run / "best.keras", {

@@ -162,3 +162,14 @@ def test_onnx_runtime_backend_matches_tensorflow(stand_in_model):
     tensorflow = EmotionClassifier.load(stand_in_model, backend="tensorflow")
     assert onnx.backend == "onnx" and tensorflow.backend == "tensorflow"
     np.testing.assert_allclose(onnx.predict(list(faces)), tensorflow.predict(list(faces)), atol=1e-5)
+
+
+def test_the_last_epochs_anneal_the_lr_down_to_the_minimum(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    run_module("training.train", "--data", synthetic_data, "--out", run, "--arch", "small", "--epochs", "4",
+               "--anneal-epochs", "2", "--lr", "1e-3", "--min-lr", "1e-5", "--warmup-epochs", "0",
+               "--max-batches", "4", "--batch-size", "16")
+    with open(run / "log.csv") as f:
+        lrs = [float(row["lr"]) for row in csv.DictReader(f)]  # each epoch's LR at its last batch
+    cosine = [1e-5 + (1e-3 - 1e-5) * (1 + np.cos(np.pi * done)) / 2 for done in (3 / 8, 7 / 8)]
+    np.testing.assert_allclose(lrs, [1e-3, 1e-3, *cosine], rtol=1e-4)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import shutil
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plateau-patience", type=int, default=3, help="epochs without val gain before the LR drops")
     p.add_argument("--plateau-factor", type=float, default=0.5, help="LR multiplier on a plateau")
     p.add_argument("--min-lr", type=float, default=1e-5)
+    p.add_argument("--anneal-epochs", type=int, default=0,
+                   help="the last N epochs bring the LR from where it is down to --min-lr along a cosine, "
+                        "without plateau steps (0 = off); may be set when resuming a run")
     p.add_argument("--early-stop", type=int, default=12, help="stop after this many epochs without val gain")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--dropout", type=float, default=0.3, help="dropout before the emotion layer")
@@ -246,6 +250,18 @@ def main(argv=None) -> int:
 
     stop = StopRequest(run)
     warmup_steps = int(args.warmup_epochs * steps)
+    anneal_epoch = max(args.epochs - args.anneal_epochs, 0) if args.anneal_epochs else args.epochs
+
+    def scheduled_lr(epoch: int, batch: int) -> float:
+        """Linear warmup from lr/20, then the plateau-adapted LR, then the cosine anneal."""
+        step = epoch * steps + batch
+        if step < warmup_steps:
+            return args.lr * max(1 / 20, (step + 1) / warmup_steps)
+        if epoch < anneal_epoch:
+            return state["lr"]
+        start = state.setdefault("anneal_from", state["lr"])  # kept in the state for resumes
+        done = (step - anneal_epoch * steps) / (args.anneal_epochs * steps)
+        return args.min_lr + (start - args.min_lr) * (1 + math.cos(math.pi * done)) / 2
     started = time.time() - state["elapsed"]
 
     def save_checkpoint(status: str) -> None:
@@ -276,11 +292,7 @@ def main(argv=None) -> int:
         tick = time.time()
         logs = {k: sums[k] / max(sums["batches"], 1) for k in ("loss", "accuracy")}
         for batch, (x, y, w) in enumerate(batches, start=first_batch):
-            global_step = epoch * steps + batch
-            if global_step < warmup_steps:  # linear from lr/20 up to lr
-                lr = args.lr * max(1 / 20, (global_step + 1) / warmup_steps)
-            else:
-                lr = state["lr"]
+            lr = scheduled_lr(epoch, batch)
             model.optimizer.learning_rate.assign(lr)
             now = model.train_on_batch(x, y, sample_weight=w, return_dict=True)
             done_now = batch + 1 - first_batch
@@ -337,7 +349,7 @@ def main(argv=None) -> int:
         else:
             state["stale_epochs"] += 1
             state["plateau_wait"] += 1
-            if state["plateau_wait"] >= args.plateau_patience and epoch + 1 > args.warmup_epochs:
+            if state["plateau_wait"] >= args.plateau_patience and args.warmup_epochs < epoch + 1 < anneal_epoch:
                 state["lr"] = max(state["lr"] * args.plateau_factor, args.min_lr)
                 state["plateau_wait"] = 0
                 print(f"validation plateau: learning rate lowered to {state['lr']:.2e}")

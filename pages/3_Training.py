@@ -159,6 +159,8 @@ def settings_form(report: DatasetReport | None) -> dict | None:
     lr = middle.select_slider("Learning rate", LEARNING_RATES, 1e-4 if start == "finetune" else FLAGS["lr"].default,
                               format_func=lambda value: f"{value:g}", help=FLAGS["lr"].help)
     optimizer = middle.selectbox("Optimizer", FLAGS["optimizer"].choices, help=FLAGS["optimizer"].help)
+    anneal = middle.number_input("Anneal the LR over the last N epochs", 0, 500, FLAGS["anneal_epochs"].default,
+                                 help=FLAGS["anneal_epochs"].help)
     augment = right.checkbox("Augmentation", True, help="random flips, turns, shifts, zoom, brightness and "
                                                         "cut-outs: less overfitting, slower to converge")
     balance = right.selectbox("Class balancing", FLAGS["balance"].choices,
@@ -178,8 +180,8 @@ def settings_form(report: DatasetReport | None) -> dict | None:
             f"~{estimate.images_per_s:.0f} images/s, {source}); {epochs} epochs take up to "
             f"{duration(estimate.seconds * epochs)}, and early stopping often ends sooner.")
     return {"data": str(report.path), "arch": arch, "image_size": size, "epochs": epochs, "batch_size": batch_size,
-            "lr": lr, "optimizer": optimizer, "augment": augment, "balance": balance, "init": init, "limit": limit,
-            "max_batches": max_batches, "skip_unreadable": bool(report.unreadable),
+            "lr": lr, "optimizer": optimizer, "anneal_epochs": anneal, "augment": augment, "balance": balance,
+            "init": init, "limit": limit, "max_batches": max_batches, "skip_unreadable": bool(report.unreadable),
             "print_every": max(1, round(PROGRESS_SECONDS * estimate.images_per_s / batch_size))}
 
 

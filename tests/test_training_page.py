@@ -108,6 +108,7 @@ def test_a_run_started_watched_and_stopped_from_the_page(synthetic_data, runs_ro
     widget(at.selectbox, "Architecture").select("small").run()
     widget(at.selectbox, "Batch size").select(16).run()
     widget(at.number_input, "Epochs").set_value(40).run()
+    widget(at.number_input, "Anneal the LR over the last N epochs").set_value(10).run()
     widget(at.text_input, "Run name").input("from page").run()
     click(at, "Start training")
     assert "Started from-page" in texts(at, "success")
@@ -127,7 +128,7 @@ def test_a_run_started_watched_and_stopped_from_the_page(synthetic_data, runs_ro
     at.run()
     assert not widget(at.button, "Resume").disabled and widget(at.button, "Stop").disabled
     config = run_status(run_dir).config
-    assert config["arch"] == "small" and config["epochs"] == 40 and config["batch_size"] == 16
+    assert (config["arch"], config["epochs"], config["anneal_epochs"], config["batch_size"]) == ("small", 40, 10, 16)
 
 
 def test_fine_tuning_offers_the_active_model_at_its_image_size(tiny_model, model_dir, runs_root, synthetic_data):

@@ -173,3 +173,23 @@ def test_the_last_epochs_anneal_the_lr_down_to_the_minimum(synthetic_data, tmp_p
         lrs = [float(row["lr"]) for row in csv.DictReader(f)]  # each epoch's LR at its last batch
     cosine = [1e-5 + (1e-3 - 1e-5) * (1 + np.cos(np.pi * done)) / 2 for done in (3 / 8, 7 / 8)]
     np.testing.assert_allclose(lrs, [1e-3, 1e-3, *cosine], rtol=1e-4)
+
+
+def test_a_model_is_rebuilt_at_another_input_size_with_its_weights():
+    import keras
+
+    from training.model import at_input_size, build_model
+
+    model = build_model(75)
+    resized = at_input_size(model, 96)
+    assert resized.input_shape == (None, 96, 96, 3) and resized.name == model.name
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), resized.get_weights(), strict=True))
+    assert {layer.momentum for layer in resized.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.9}
+
+
+def test_fine_tuning_at_a_larger_input_size(stand_in_model, synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    result = run_module("training.train", "--data", synthetic_data, "--out", run, "--init", stand_in_model,
+                        "--image-size", "96", "--epochs", "1", "--max-batches", "3", "--batch-size", "16")
+    assert "at 96 px" in result.stdout
+    assert EmotionClassifier.load(run / "best.keras").input_size == 96

@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     from emotion.model_io import ModelFileError, load_keras_model, save_model
     from training.data import DatasetError, class_weights, load_split
     from training.metrics import classification_report
-    from training.model import build_model, build_small_cnn
+    from training.model import at_input_size, build_model, build_small_cnn
     from training.pipeline import batches_per_epoch, training_batches, validation_arrays
 
     run = Path(args.out).expanduser()
@@ -227,9 +227,13 @@ def main(argv=None) -> int:
                 print(f"error: cannot start from {args.init}: {exc}", file=sys.stderr)
                 return 2
             if model.input_shape[1] != args.image_size:
-                print(f"error: {args.init} takes {model.input_shape[1]} px images; pass --image-size "
-                      f"{model.input_shape[1]} to fine-tune it", file=sys.stderr)
-                return 2
+                try:
+                    model = at_input_size(model, args.image_size, dropout=args.dropout, bn_momentum=args.bn_momentum)
+                except ValueError as exc:
+                    print(f"error: {args.init} takes {model.input_shape[1]} px images; pass --image-size "
+                          f"{model.input_shape[1]} to fine-tune it ({exc})", file=sys.stderr)
+                    return 2
+                print(f"fine-tuning the {args.init} weights at {args.image_size} px")
             optimizer_kwargs = {"learning_rate": args.lr, "clipnorm": args.clipnorm or None,
                                 "weight_decay": args.weight_decay or None}
             optimizer = {

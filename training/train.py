@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inceptionv3 = the product's model; small = a tiny CNN for quick trials and tests")
     p.add_argument("--image-size", type=int, default=75, help="network input side in px (InceptionV3 needs >= 75)")
     p.add_argument("--batch-size", type=int, default=64, help="images per training step")
-    p.add_argument("--epochs", type=int, default=60,
+    p.add_argument("--epochs", type=int, default=38,
                    help="passes over the training images (early stopping may end sooner)")
     p.add_argument("--optimizer", choices=["adamw", "adam", "sgd", "rmsprop"], default="adamw",
                    help="adamw = Adam with decoupled weight decay; sgd = SGD with Nesterov momentum "
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plateau-patience", type=int, default=3, help="epochs without val gain before the LR drops")
     p.add_argument("--plateau-factor", type=float, default=0.5, help="LR multiplier on a plateau")
     p.add_argument("--min-lr", type=float, default=1e-5)
-    p.add_argument("--anneal-epochs", type=int, default=0,
+    p.add_argument("--anneal-epochs", type=int, default=18,
                    help="the last N epochs bring the LR from where it is down to --min-lr along a cosine, "
                         "without plateau steps (0 = off); may be set when resuming a run")
     p.add_argument("--early-stop", type=int, default=12, help="stop after this many epochs without val gain")

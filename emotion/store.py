@@ -224,9 +224,7 @@ class SessionStore:
 
     def delete(self, session_id: str) -> None:
         with self.engine.begin() as db:
-            for table in SESSION_ROWS:
-                db.execute(table.delete().where(table.c.session_id == session_id))
-            if db.execute(sessions.delete().where(sessions.c.id == session_id)).rowcount == 0:
+            if _delete_sessions(db, sessions.c.id == session_id) == 0:
                 raise SessionNotFound(session_id)
 
     def delete_older_than(self, days: float, now: datetime | None = None) -> int:
@@ -234,11 +232,8 @@ class SessionStore:
         returns how many sessions went."""
         if days <= 0:
             raise ValueError(f"a retention period is a positive number of days, not {days}")
-        old = sessions.c.started_at < _utc((now or utcnow()) - timedelta(days=days))
         with self.engine.begin() as db:
-            for table in SESSION_ROWS:
-                db.execute(table.delete().where(table.c.session_id.in_(sa.select(sessions.c.id).where(old))))
-            return db.execute(sessions.delete().where(old)).rowcount
+            return _delete_sessions(db, sessions.c.started_at < _utc((now or utcnow()) - timedelta(days=days)))
 
     # ---- reading
     def _info(self, row) -> SessionInfo:
@@ -300,6 +295,13 @@ class SessionStore:
                 {"session_id": session_id, "minute": m.minute, "frames": m.frames, "faces": m.faces,
                  "students": m.students, **{e: (m.shares or {}).get(e) for e in EMOTIONS}} for m in imported.minutes])
         return session_id
+
+
+def _delete_sessions(db, which) -> int:
+    """Delete the sessions matching `which` with every row they own (rows first); returns how many sessions went."""
+    for table in SESSION_ROWS:
+        db.execute(table.delete().where(table.c.session_id.in_(sa.select(sessions.c.id).where(which))))
+    return db.execute(sessions.delete().where(which)).rowcount
 
 
 def _sqlite_pragmas(connection, _record) -> None:

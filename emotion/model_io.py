@@ -84,11 +84,26 @@ def save_model(model, path: str | Path, metadata: dict, *, half: bool = True) ->
         else:
             shutil.copy(plain, packed)
         os.replace(packed, path)
-    meta = {"labels": list(EMOTIONS), **metadata, "file": path.name, "weights_dtype": "float16" if half else "float32"}
-    tmp_meta = metadata_path(path).with_suffix(".json.tmp")
-    tmp_meta.write_text(json.dumps(meta, indent=2, default=_json_default))
-    os.replace(tmp_meta, metadata_path(path))
+    write_metadata(path, {"labels": list(EMOTIONS), **metadata, "file": path.name,
+                          "weights_dtype": "float16" if half else "float32"})
     return path
+
+
+def copy_model(source: str | Path, target: Path, metadata: dict) -> Path:
+    """Put a copy of the model file `source` at `target` with `metadata` beside it. The copy is made under
+    a name that is not .keras and renamed when complete, so a half-copied model is never listed or loaded."""
+    partial = target.with_name(target.name + ".tmp")
+    shutil.copyfile(source, partial)
+    write_metadata(target, metadata)
+    os.replace(partial, target)
+    return target
+
+
+def write_metadata(model_path: str | Path, metadata: dict) -> None:
+    """The metadata JSON beside a model file, written atomically."""
+    tmp = metadata_path(model_path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(metadata, indent=2, default=_json_default))
+    os.replace(tmp, metadata_path(model_path))
 
 
 def _json_default(value):

@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -320,7 +319,7 @@ def wait_for_run(run_dir: str | Path, timeout: float, root: Path | None = None, 
 
 def register_run(run_dir: str | Path, models_dir: Path | None = None, name: str | None = None) -> Path:
     """Copy the run's best model and its metadata into the models folder under an unused name."""
-    from emotion.model_io import metadata_path, read_metadata
+    from emotion.model_io import copy_model, read_metadata
     from emotion.registry import models_dir as default_models_dir
 
     run_dir = Path(run_dir).expanduser()
@@ -330,13 +329,9 @@ def register_run(run_dir: str | Path, models_dir: Path | None = None, name: str 
     folder = models_dir or default_models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = unused_path(folder, safe_name(name or run_dir.name, "model"), ".keras")
-    partial = target.with_name(target.name + ".tmp")  # not a .keras file: never listed half-copied
-    shutil.copyfile(best, partial)
-    metadata = {**read_metadata(best), "file": target.name, "run": run_dir.name, "run_path": str(run_dir),
-                "registered": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    write_json(metadata_path(target), metadata)
-    os.replace(partial, target)
-    return target
+    return copy_model(best, target, {**read_metadata(best), "file": target.name, "run": run_dir.name,
+                                     "run_path": str(run_dir),
+                                     "registered": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -27,11 +26,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from emotion.classifier import EmotionClassifier
-    from emotion.model_io import metadata_path, read_metadata
+    from emotion.model_io import copy_model, read_metadata
     from emotion.registry import SHIPPED_MODEL
     from training.data import load_split
     from training.evaluate import evaluate
-    from training.train import write_json
 
     best = Path(args.run).expanduser() / "best.keras"
     if not best.is_file():
@@ -47,12 +45,9 @@ def main(argv=None) -> int:
         if candidate["accuracy"] <= shipped["accuracy"] and not args.force:
             print("not shipped: the candidate is not better")
             return 1
-    partial = SHIPPED_MODEL.with_name(SHIPPED_MODEL.name + ".tmp")
-    shutil.copyfile(best, partial)
-    metadata = {**read_metadata(best), "file": SHIPPED_MODEL.name, "val_accuracy": candidate["accuracy"],
-                "validation": candidate, "run_path": str(best.parent)}
-    write_json(metadata_path(SHIPPED_MODEL), metadata)
-    os.replace(partial, SHIPPED_MODEL)
+    copy_model(best, SHIPPED_MODEL, {**read_metadata(best), "file": SHIPPED_MODEL.name,
+                                     "val_accuracy": candidate["accuracy"], "validation": candidate,
+                                     "run_path": str(best.parent)})
     print(f"shipped as {SHIPPED_MODEL} ({SHIPPED_MODEL.stat().st_size / 1e6:.1f} MB)")
     return 0
 

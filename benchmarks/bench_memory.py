@@ -32,23 +32,14 @@ def main() -> int:
     parser.add_argument("--weights", help="model file (default: the active model)")
     args = parser.parse_args()
 
-    import av
-
     from emotion.analyze import AnalysisSettings, analyze_video
     from emotion.classifier import EmotionClassifier
-    from tests.synthetic import gallery_frame
+    from tests.synthetic import gallery_frame, write_video
 
     galleries = [gallery_frame([EMOTIONS[(i + k) % 7] for k in range(21)] + [None] * 4, seed=i)[0] for i in range(7)]
-    video = Path(tempfile.mkdtemp()) / "long-class.mp4"
-    with av.open(str(video), mode="w") as container:
-        stream = container.add_stream("libx264", rate=int(args.fps))
-        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
-        for index in range(int(args.minutes * 60 * args.fps)):
-            frame = galleries[int(index / args.fps // 20) % len(galleries)]
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    frames = (galleries[int(index / args.fps // 20) % len(galleries)]  # moods change every 20 s
+              for index in range(int(args.minutes * 60 * args.fps)))
+    video = write_video(Path(tempfile.mkdtemp()) / "long-class.mp4", frames, fps=int(args.fps))
     print(f"made {video.name}: {args.minutes} min at {args.fps} fps, {video.stat().st_size / 1e6:.1f} MB")
 
     classifier = EmotionClassifier.load(args.weights)

@@ -6,6 +6,7 @@ its own mouth, brows and eyes, so a small model learns them in seconds.
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
 import cv2
@@ -122,18 +123,20 @@ def gallery_frame(emotions: list[str | None], *, cols: int = 5, size=(1280, 720)
 
 
 def write_video(path: Path, frames, fps: int = 4) -> Path:
-    """Encode BGR frames with PyAV (H.264 when available)."""
+    """Encode BGR frames with PyAV (H.264 when available). `frames` is streamed, so a long video made by a
+    generator never sits in memory whole."""
     import av
 
-    frames = list(frames)
-    height, width = frames[0].shape[:2]
+    frames = iter(frames)
+    first = next(frames)
+    height, width = first.shape[:2]
     with av.open(str(path), mode="w") as container:
         try:
             stream = container.add_stream("libx264", rate=fps)
         except Exception:
             stream = container.add_stream("mpeg4", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for frame in frames:
+        for frame in itertools.chain([first], frames):
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
                 container.mux(packet)
         for packet in stream.encode():

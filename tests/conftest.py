@@ -92,3 +92,16 @@ def store(database):
     seed_session(store, "Maths 5b")
     seed_session(store, "History 6a", started=STARTED + timedelta(days=1))
     return store
+
+
+@pytest.fixture
+def camera(monkeypatch):
+    """streamlit-webrtc's component cannot run under AppTest: it is replaced by a camera that is off until a
+    test sets `camera.state.playing = True` (real video streams in the browser tests)."""
+    from types import SimpleNamespace
+
+    import streamlit_webrtc
+
+    context = SimpleNamespace(state=SimpleNamespace(playing=False))
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda **kwargs: context)
+    return context

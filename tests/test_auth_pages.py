@@ -1,7 +1,6 @@
 """Sign-in and roles on the three pages under Streamlit's AppTest, with users from a temporary CLASS_MOOD_USERS
 file (or the app's secrets), and the single-user local mode when nobody is configured."""
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -41,16 +40,6 @@ def users(tmp_path, monkeypatch, password_hash, database):
     monkeypatch.setenv("CLASS_MOOD_USERS", str(path))
     _limiter.clear()
     return path
-
-
-@pytest.fixture
-def camera(monkeypatch):
-    """streamlit-webrtc cannot run under AppTest: its component is replaced by a camera, off until a test starts it."""
-    import streamlit_webrtc
-
-    context = SimpleNamespace(state=SimpleNamespace(playing=False))
-    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda **kwargs: context)
-    return context
 
 
 def run(page: str, at: AppTest | None = None) -> AppTest:

@@ -4,7 +4,6 @@ import signal
 import threading
 import time
 from datetime import timedelta
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -102,38 +101,37 @@ def app_env(stand_in_model, model_dir, database):
     return model_dir
 
 
-def _app(monkeypatch, playing: bool):
-    import streamlit_webrtc
+def _app():
+    """The dashboard under AppTest (with the `camera` fixture), past the privacy notice."""
     from streamlit.testing.v1 import AppTest
 
-    context = SimpleNamespace(state=SimpleNamespace(playing=playing))
-    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda **kwargs: context)
     at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=90)
     at.session_state[PRIVACY_ACKNOWLEDGED] = True  # the notice itself: tests/test_auth_pages.py
     return at
 
 
-def test_dashboard_camera_off_and_on(app_env, monkeypatch):
-    at = _app(monkeypatch, playing=False).run()
+def test_dashboard_camera_off_and_on(app_env, camera):
+    at = _app().run()
     assert not at.exception
     assert any("camera is off" in i.value for i in at.info)
     assert any("validation accuracy" in c.value for c in at.sidebar.caption)
     assert any("stores no images or video" in c.value for c in at.caption)
-    at = _app(monkeypatch, playing=True).run()
+    camera.state.playing = True
+    at = _app().run()
     assert not at.exception and "camera" in at.session_state
 
 
-def test_dashboard_with_a_missing_model_says_so(model_dir, database, monkeypatch):
+def test_dashboard_with_a_missing_model_says_so(model_dir, database, monkeypatch, camera):
     (model_dir / "active.txt").write_text("gone.keras")
     monkeypatch.setattr("emotion.registry.SHIPPED_MODEL", model_dir / "missing.keras")
-    at = _app(monkeypatch, playing=False).run()
+    at = _app().run()
     assert not at.exception
     assert any("model file not found" in e.value and "missing.keras" in e.value for e in at.error)
 
 
-def test_dashboard_screen_source_without_a_display(app_env, monkeypatch):
+def test_dashboard_screen_source_without_a_display(app_env, monkeypatch, camera):
     monkeypatch.delenv("DISPLAY", raising=False)
-    at = _app(monkeypatch, playing=False).run()
+    at = _app().run()
     at.sidebar.radio[0].set_value("Call window (this computer)").run()
     assert not at.exception
     assert any("Screen capture is not available" in e.value for e in at.error)

@@ -159,9 +159,9 @@ def test_settings_defaults_and_good_values(monkeypatch):
 
 
 def test_the_video_upload_limit_reaches_the_uploader_and_stays_under_streamlits(app_env, database,  # noqa: F811
-                                                                               monkeypatch):
+                                                                               monkeypatch, camera):
     monkeypatch.setenv("CLASS_MOOD_MAX_UPLOAD_MB", "300")
-    at = _dashboard(monkeypatch, playing=False).run()
+    at = _dashboard().run()
     at.sidebar.radio[0].set_value("Recorded video").run()
     assert not at.exception and at.get("file_uploader")[0].proto.max_upload_size_mb == 300
     monkeypatch.setenv("CLASS_MOOD_MAX_UPLOAD_MB", "5000")  # above .streamlit/config.toml's server.maxUploadSize

@@ -150,8 +150,11 @@ def _fake_camera(path, emotions, cols):
 
 
 def _start_camera(browser, url, store, title):
-    """Open the dashboard, name the class, press START; retry when streamlit-webrtc stalls right after
-    START (a known 2-7 % flake). Returns the page and the stored session once it holds faces."""
+    """Open the dashboard, name the class, press START; retry when streamlit-webrtc's component does not
+    render or stalls right after START (a known 2-7 % flake). Returns the page and the stored session once
+    it holds faces."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     context = browser.new_context()
     context.grant_permissions(["camera"], origin=url)
     page = context.new_page()
@@ -161,7 +164,10 @@ def _start_camera(browser, url, store, title):
         page.get_by_role("textbox", name="Class name").fill(title)
         page.get_by_role("textbox", name="Class name").press("Enter")
         component = page.frame_locator('iframe[title="streamlit_webrtc.component.webrtc_streamer"]')
-        component.get_by_role("button", name="Start").click(timeout=60000)
+        try:
+            component.get_by_role("button", name="Start").click(timeout=60000)
+        except PlaywrightTimeoutError:
+            continue  # the component never rendered: reload the page
         deadline = time.time() + 45
         while time.time() < deadline:
             mine = [s for s in store.list_sessions() if s.title == title and s.status == "live"]

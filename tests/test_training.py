@@ -196,3 +196,52 @@ def test_fine_tuning_at_a_larger_input_size(stand_in_model, synthetic_data, tmp_
                         "--image-size", "96", "--epochs", "1", "--max-batches", "3", "--batch-size", "16")
     assert "at 96 px" in result.stdout
     assert EmotionClassifier.load(run / "best.keras").input_size == 96
+
+
+def _batchnorm_layers(model):
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def test_recalibrated_batchnorm_statistics_are_those_of_the_faces():
+    import keras
+
+    from emotion.preprocess import prepare_faces
+    from training.model import build_small_cnn, recalibrate_batchnorm
+
+    keras.utils.set_random_seed(0)
+    model = build_small_cnn(75)
+    for layer in _batchnorm_layers(model):
+        layer.moving_mean.assign(layer.moving_mean + 3.0)
+    faces, _ = face_set(3, seed=4)
+    features = keras.Model(model.input, model.get_layer(index=-3).output)  # pooled features, before dropout
+    x = prepare_faces(faces, 75)
+    assert not np.allclose(features(x, training=False), features(x, training=True), atol=1e-3)
+
+    # every batch holds all 21 faces, so the average of three batches' statistics is theirs exactly
+    assert recalibrate_batchnorm(model, faces, images=63, batch_size=64) == 63
+    np.testing.assert_allclose(features(x, training=False), features(x, training=True), atol=1e-3)
+    assert {layer.momentum for layer in _batchnorm_layers(model)} == {0.9}
+
+
+def test_recalibrate_keeps_a_run_model_only_when_val_improves(stand_in_model, tmp_path):
+    from emotion.model_io import save_model
+
+    run = tmp_path / "run"
+    model = load_keras_model(stand_in_model)
+    for layer in _batchnorm_layers(model):  # statistics gone astray, as after noisy augmented batches
+        layer.moving_variance.assign(layer.moving_variance * 50.0)
+    save_model(model, run / "best.keras", read_metadata(stand_in_model))
+
+    result = run_module("training.recalibrate", run, "--batch-size", "64")
+    meta = read_metadata(run / "best.keras")
+    before = meta["batchnorm_recalibration"]["val_accuracy_before"]
+    assert "kept" in result.stdout and meta["val_accuracy"] > before
+    assert read_metadata(run / "best.before-recalibration.keras")["val_accuracy"] == \
+        read_metadata(stand_in_model)["val_accuracy"]
+    assert sorted(p.name for p in run.iterdir()) == ["best.before-recalibration.json",
+                                                     "best.before-recalibration.keras", "best.json", "best.keras"]
+
+    empty = run_module("training.recalibrate", tmp_path / "nothing", check=False)
+    assert empty.returncode == 2 and "has no best model yet" in empty.stderr

@@ -1,0 +1,88 @@
+"""Re-estimate a run's BatchNorm statistics on clean training faces; keep the result only if `val` improves.
+
+    python -m training.recalibrate ~/.cache/class-mood/runs/main [--data ../shared/datasets/fer2013]
+
+While training, BatchNorm's moving statistics follow the last few augmented batches; here they are
+recomputed as the plain average over un-augmented training faces (no learned weight changes). The run's
+best.keras is replaced only when its `val` accuracy, measured through the inference path, goes up; the
+previous file stays beside it as best.before-recalibration.keras. The trainer does this when a run ends.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+BEFORE_NAME = "best.before-recalibration.keras"
+
+
+def recalibrate_run(run: Path, *, data: str | None = None, images: int = 25600, batch_size: int = 128,
+                    seed: int = 0, log=print) -> tuple[float, float]:
+    """Recalibrate run/best.keras; returns (val accuracy before, after). Raises DatasetError or ModelFileError."""
+    from emotion.classifier import EmotionClassifier
+    from emotion.model_io import ModelFileError, copy_model, load_keras_model, read_metadata, save_model
+    from training.data import load_split
+    from training.evaluate import evaluate
+    from training.model import recalibrate_batchnorm
+
+    best = run / "best.keras"
+    if not best.is_file():
+        raise ModelFileError(f"{best} does not exist: the run has no best model yet")
+    metadata = read_metadata(best)
+    sources = metadata.get("data", {})
+    data = data or sources.get("path")
+    train = load_split(data, sources.get("train_split", "train"), skip_unreadable=True)
+    val = load_split(data, sources.get("val_split", "val"), skip_unreadable=True)
+    before, _ = evaluate(EmotionClassifier.load(best, backend="tensorflow"), val)  # no ONNX export per file
+
+    model = load_keras_model(best)
+    used = recalibrate_batchnorm(model, train.images, images=min(images, len(train)), batch_size=batch_size,
+                                 seed=seed)
+    candidate = save_model(model, run / "recalibrated.keras", metadata)
+    after, _ = evaluate(EmotionClassifier.load(candidate, backend="tensorflow"), val)
+    log(f"BatchNorm statistics from {used} clean training faces: val accuracy "
+        f"{before['accuracy']:.4f} -> {after['accuracy']:.4f}")
+    if after["accuracy"] > before["accuracy"]:
+        if not (run / BEFORE_NAME).exists():  # a second recalibration keeps the original, not the first result
+            copy_model(best, run / BEFORE_NAME, metadata)
+        copy_model(candidate, best, {**metadata, "val_accuracy": after["accuracy"], "validation": after,
+                                     "batchnorm_recalibration": {"images": used, "batch_size": batch_size,
+                                                                 "seed": seed,
+                                                                 "val_accuracy_before": before["accuracy"]}})
+        log(f"kept: {best} (the previous file is {BEFORE_NAME})")
+    else:
+        log("not kept: no gain on val")
+    candidate.unlink()
+    candidate.with_suffix(".json").unlink(missing_ok=True)
+    return before["accuracy"], after["accuracy"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.recalibrate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="run folder holding best.keras")
+    parser.add_argument("--data", help="FER2013 (default: the data the run was trained on)")
+    parser.add_argument("--images", type=int, default=25600,
+                        help="clean training faces to average over (at most the training set)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from emotion.model_io import ModelFileError
+    from training.data import DatasetError
+
+    try:
+        recalibrate_run(Path(args.run).expanduser(), data=args.data, images=args.images,
+                        batch_size=args.batch_size, seed=args.seed)
+    except (DatasetError, ModelFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -67,7 +67,7 @@ def recalibrate_batchnorm(model: keras.Model, faces, *, images: int = 25600, bat
 
     Why: during training the moving statistics follow the last few augmented batches (momentum 0.9), so
     they are noisy and describe cutout/brightness-jittered faces rather than real ones. Averaging them
-    over clean training faces afterwards changes no learned weight and measured +1.5 points on val.
+    over clean training faces afterwards changes no learned weight and gave +1.4 points on val here.
     """
     import numpy as np
 

@@ -20,23 +20,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BEFORE_NAME = "best.before-recalibration.keras"
 
 
-def recalibrate_run(run: Path, *, data: str | None = None, images: int = 25600, batch_size: int = 128,
-                    seed: int = 0, log=print) -> tuple[float, float]:
-    """Recalibrate run/best.keras; returns (val accuracy before, after). Raises DatasetError or ModelFileError."""
-    from emotion.classifier import EmotionClassifier
-    from emotion.model_io import ModelFileError, copy_model, load_keras_model, read_metadata, save_model
-    from training.data import load_split
-    from training.evaluate import evaluate
-    from training.model import recalibrate_batchnorm
+def best_model(run: Path) -> Path:
+    from emotion.model_io import ModelFileError
 
     best = run / "best.keras"
     if not best.is_file():
         raise ModelFileError(f"{best} does not exist: the run has no best model yet")
+    return best
+
+
+def recalibrate_run(run: Path, train, val, *, images: int = 25600, batch_size: int = 128, seed: int = 0,
+                    log=print) -> tuple[float, float]:
+    """Recalibrate run/best.keras on the `train` FaceSet, judged on `val`; returns (val accuracy before, after).
+    Raises ModelFileError when the run has no best model."""
+    from emotion.classifier import EmotionClassifier
+    from emotion.model_io import copy_model, load_keras_model, read_metadata, save_model
+    from training.evaluate import evaluate
+    from training.model import recalibrate_batchnorm
+
+    best = best_model(run)
     metadata = read_metadata(best)
-    sources = metadata.get("data", {})
-    data = data or sources.get("path")
-    train = load_split(data, sources.get("train_split", "train"), skip_unreadable=True)
-    val = load_split(data, sources.get("val_split", "val"), skip_unreadable=True)
     before, _ = evaluate(EmotionClassifier.load(best, backend="tensorflow"), val)  # no ONNX export per file
 
     model = load_keras_model(best)
@@ -72,12 +75,18 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from emotion.model_io import ModelFileError
-    from training.data import DatasetError
+    from emotion.model_io import ModelFileError, read_metadata
+    from training.data import DatasetError, load_split
 
+    run = Path(args.run).expanduser()
     try:
-        recalibrate_run(Path(args.run).expanduser(), data=args.data, images=args.images,
-                        batch_size=args.batch_size, seed=args.seed)
+        sources = read_metadata(best_model(run)).get("data", {})
+        data = args.data or sources.get("path")
+        if not data:
+            raise DatasetError(f"{run} names no training data; pass --data")
+        train = load_split(data, sources.get("train_split", "train"), skip_unreadable=True)
+        val = load_split(data, sources.get("val_split", "val"), skip_unreadable=True)
+        recalibrate_run(run, train, val, images=args.images, batch_size=args.batch_size, seed=args.seed)
     except (DatasetError, ModelFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

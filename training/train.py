@@ -367,10 +367,11 @@ def main(argv=None) -> int:
         if epoch + 1 < args.epochs:
             save_checkpoint("running")
 
-    if args.recalibrate_images:  # before "finished": a run killed while recalibrating does it again on resume
+    # before "finished", so that a run killed while recalibrating does it again when resumed
+    if args.recalibrate_images and (run / "best.keras").is_file():
         from training.recalibrate import recalibrate_run
 
-        before, after = recalibrate_run(run, data=config["data"], images=min(args.recalibrate_images, len(train)),
+        before, after = recalibrate_run(run, train, val, images=min(args.recalibrate_images, len(train)),
                                         seed=args.seed)
         state["best_val_accuracy"] = max(before, after)
     save_checkpoint("finished")

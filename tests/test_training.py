@@ -179,15 +179,13 @@ def test_the_last_epochs_anneal_the_lr_down_to_the_minimum(synthetic_data, tmp_p
 
 
 def test_a_model_is_rebuilt_at_another_input_size_with_its_weights():
-    import keras
-
-    from training.model import at_input_size, build_model
+    from training.model import at_input_size, batchnorm_layers, build_model
 
     model = build_model(75)
     resized = at_input_size(model, 96)
     assert resized.input_shape == (None, 96, 96, 3) and resized.name == model.name
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), resized.get_weights(), strict=True))
-    assert {layer.momentum for layer in resized.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.9}
+    assert {layer.momentum for layer in batchnorm_layers(resized)} == {0.9}
 
 
 def test_fine_tuning_at_a_larger_input_size(stand_in_model, synthetic_data, tmp_path):
@@ -198,21 +196,15 @@ def test_fine_tuning_at_a_larger_input_size(stand_in_model, synthetic_data, tmp_
     assert EmotionClassifier.load(run / "best.keras").input_size == 96
 
 
-def _batchnorm_layers(model):
-    import keras
-
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-
-
 def test_recalibrated_batchnorm_statistics_are_those_of_the_faces():
     import keras
 
     from emotion.preprocess import prepare_faces
-    from training.model import build_small_cnn, recalibrate_batchnorm
+    from training.model import batchnorm_layers, build_small_cnn, recalibrate_batchnorm
 
     keras.utils.set_random_seed(0)
     model = build_small_cnn(75)
-    for layer in _batchnorm_layers(model):
+    for layer in batchnorm_layers(model):
         layer.moving_mean.assign(layer.moving_mean + 3.0)
     faces, _ = face_set(3, seed=4)
     features = keras.Model(model.input, model.get_layer(index=-3).output)  # pooled features, before dropout
@@ -222,15 +214,16 @@ def test_recalibrated_batchnorm_statistics_are_those_of_the_faces():
     # every batch holds all 21 faces, so the average of three batches' statistics is theirs exactly
     assert recalibrate_batchnorm(model, faces, images=63, batch_size=64) == 63
     np.testing.assert_allclose(features(x, training=False), features(x, training=True), atol=1e-3)
-    assert {layer.momentum for layer in _batchnorm_layers(model)} == {0.9}
+    assert {layer.momentum for layer in batchnorm_layers(model)} == {0.9}
 
 
 def test_recalibrate_keeps_a_run_model_only_when_val_improves(stand_in_model, tmp_path):
     from emotion.model_io import save_model
+    from training.model import batchnorm_layers
 
     run = tmp_path / "run"
     model = load_keras_model(stand_in_model)
-    for layer in _batchnorm_layers(model):  # statistics gone astray, as after noisy augmented batches
+    for layer in batchnorm_layers(model):  # statistics gone astray, as after noisy augmented batches
         layer.moving_variance.assign(layer.moving_variance * 50.0)
     save_model(model, run / "best.keras", read_metadata(stand_in_model))
 

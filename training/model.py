@@ -73,7 +73,7 @@ def recalibrate_batchnorm(model: keras.Model, faces, *, images: int = 25600, bat
 
     from emotion.preprocess import prepare_faces
 
-    layers = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    layers = batchnorm_layers(model)
     if not layers:
         return 0
     momenta = [layer.momentum for layer in layers]
@@ -92,7 +92,8 @@ def recalibrate_batchnorm(model: keras.Model, faces, *, images: int = 25600, bat
     return batches * size
 
 
-def _all_layers(model: keras.Model) -> list:
-    """Layers of the model, those of nested models included."""
+def batchnorm_layers(model: keras.Model) -> list:
+    """The model's BatchNormalization layers, those of nested models included."""
     return [inner for layer in model.layers
-            for inner in (_all_layers(layer) if isinstance(layer, keras.Model) else [layer])]
+            for inner in (batchnorm_layers(layer) if isinstance(layer, keras.Model) else [layer])
+            if isinstance(inner, keras.layers.BatchNormalization)]

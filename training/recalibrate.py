@@ -34,7 +34,7 @@ def recalibrate_run(run: Path, train, val, *, images: int = 25600, batch_size: i
     """Recalibrate run/best.keras on the `train` FaceSet, judged on `val`; returns (val accuracy before, after).
     Raises ModelFileError when the run has no best model."""
     from emotion.classifier import EmotionClassifier
-    from emotion.model_io import copy_model, load_keras_model, read_metadata, save_model
+    from emotion.model_io import copy_model, load_keras_model, metadata_path, read_metadata, save_model
     from training.evaluate import evaluate
     from training.model import recalibrate_batchnorm
 
@@ -60,7 +60,7 @@ def recalibrate_run(run: Path, train, val, *, images: int = 25600, batch_size: i
     else:
         log("not kept: no gain on val")
     candidate.unlink()
-    candidate.with_suffix(".json").unlink(missing_ok=True)
+    metadata_path(candidate).unlink(missing_ok=True)
     return before["accuracy"], after["accuracy"]
 
 

@@ -371,8 +371,7 @@ def main(argv=None) -> int:
     if args.recalibrate_images and (run / "best.keras").is_file():
         from training.recalibrate import recalibrate_run
 
-        before, after = recalibrate_run(run, train, val, images=min(args.recalibrate_images, len(train)),
-                                        seed=args.seed)
+        before, after = recalibrate_run(run, train, val, images=args.recalibrate_images, seed=args.seed)
         state["best_val_accuracy"] = max(before, after)
     save_checkpoint("finished")
     report_progress(state["epoch"], 0, "finished")

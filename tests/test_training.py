@@ -238,3 +238,22 @@ def test_recalibrate_keeps_a_run_model_only_when_val_improves(stand_in_model, tm
 
     empty = run_module("training.recalibrate", tmp_path / "nothing", check=False)
     assert empty.returncode == 2 and "has no best model yet" in empty.stderr
+
+
+@pytest.mark.parametrize("faces", [48, 0])
+def test_each_validation_sees_batchnorm_statistics_of_clean_training_faces(synthetic_data, tmp_path, faces):
+    import keras
+
+    from emotion.preprocess import prepare_faces
+    from training.data import load_split
+
+    run = tmp_path / "run"
+    run_module("training.train", "--data", synthetic_data, "--out", run, "--arch", "small", "--epochs", "1",
+               "--limit", "48", "--batch-size", "16", "--epoch-recalibrate-images", faces,
+               "--recalibrate-images", "0")
+    model = load_keras_model(run / "best.keras")
+    features = keras.Model(model.input, model.get_layer(index=-3).output)  # pooled features, before dropout
+    x = prepare_faces(load_split(synthetic_data, "train").subset(48, seed=1).images, 75)
+    # one batch of all 48 training faces: the saved statistics are exactly theirs (up to float16 storage)
+    gap = float(np.abs(features(x, training=False) - features(x, training=True)).max())
+    assert gap < 0.02 if faces else gap > 0.1

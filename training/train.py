@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recalibrate-images", type=int, default=25600,
                    help="when the run ends, re-estimate BatchNorm statistics of the best model on this many clean "
                         "training faces and keep the result if val improves (0 = off; python -m training.recalibrate)")
+    p.add_argument("--epoch-recalibrate-images", type=int, default=6400,
+                   help="before each validation, re-estimate BatchNorm statistics on this many clean training faces "
+                        "so that epochs are compared (and saved) without the noise of the last augmented batches "
+                        "(0 = off); training itself uses batch statistics and is unaffected")
     p.add_argument("--init", default="scratch",
                    help="scratch, imagenet (needs the Keras download), or a .keras/.h5 model to fine-tune")
     p.add_argument("--checkpoint-every", type=int, default=200, help="batches between resumable checkpoints")
@@ -158,7 +162,7 @@ def main(argv=None) -> int:
     from emotion.model_io import ModelFileError, load_keras_model, save_model
     from training.data import DatasetError, class_weights, load_split
     from training.metrics import classification_report
-    from training.model import at_input_size, build_model, build_small_cnn
+    from training.model import at_input_size, build_model, build_small_cnn, recalibrate_batchnorm
     from training.pipeline import batches_per_epoch, training_batches, validation_arrays
 
     run = Path(args.out).expanduser()
@@ -328,6 +332,9 @@ def main(argv=None) -> int:
                 save_checkpoint("running")
 
         # ---- end of epoch: validate, log, keep the best, adapt the LR
+        if args.epoch_recalibrate_images:
+            recalibrate_batchnorm(model, train.images, images=min(args.epoch_recalibrate_images, len(train)),
+                                  seed=args.seed + epoch)
         probabilities = model.predict(val_x, batch_size=128, verbose=0)
         val_loss = float(keras.losses.categorical_crossentropy(val_y, probabilities).numpy().mean())
         report = classification_report(val.labels, probabilities)

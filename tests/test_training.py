@@ -196,6 +196,14 @@ def test_fine_tuning_at_a_larger_input_size(stand_in_model, synthetic_data, tmp_
     assert EmotionClassifier.load(run / "best.keras").input_size == 96
 
 
+def _pooled_features_in_both_modes(model, x):
+    """The pooled features (before dropout) of `x` with BatchNorm's moving statistics and with the batch's own."""
+    import keras
+
+    features = keras.Model(model.input, model.get_layer(index=-3).output)
+    return features(x, training=False), features(x, training=True)
+
+
 def test_recalibrated_batchnorm_statistics_are_those_of_the_faces():
     import keras
 
@@ -207,13 +215,12 @@ def test_recalibrated_batchnorm_statistics_are_those_of_the_faces():
     for layer in batchnorm_layers(model):
         layer.moving_mean.assign(layer.moving_mean + 3.0)
     faces, _ = face_set(3, seed=4)
-    features = keras.Model(model.input, model.get_layer(index=-3).output)  # pooled features, before dropout
     x = prepare_faces(faces, 75)
-    assert not np.allclose(features(x, training=False), features(x, training=True), atol=1e-3)
+    assert not np.allclose(*_pooled_features_in_both_modes(model, x), atol=1e-3)
 
     # every batch holds all 21 faces, so the average of three batches' statistics is theirs exactly
     assert recalibrate_batchnorm(model, faces, images=63, batch_size=64) == 63
-    np.testing.assert_allclose(features(x, training=False), features(x, training=True), atol=1e-3)
+    np.testing.assert_allclose(*_pooled_features_in_both_modes(model, x), atol=1e-3)
     assert {layer.momentum for layer in batchnorm_layers(model)} == {0.9}
 
 
@@ -242,8 +249,6 @@ def test_recalibrate_keeps_a_run_model_only_when_val_improves(stand_in_model, tm
 
 @pytest.mark.parametrize("faces", [48, 0])
 def test_each_validation_sees_batchnorm_statistics_of_clean_training_faces(synthetic_data, tmp_path, faces):
-    import keras
-
     from emotion.preprocess import prepare_faces
     from training.data import load_split
 
@@ -252,8 +257,8 @@ def test_each_validation_sees_batchnorm_statistics_of_clean_training_faces(synth
                "--limit", "48", "--batch-size", "16", "--epoch-recalibrate-images", faces,
                "--recalibrate-images", "0")
     model = load_keras_model(run / "best.keras")
-    features = keras.Model(model.input, model.get_layer(index=-3).output)  # pooled features, before dropout
     x = prepare_faces(load_split(synthetic_data, "train").subset(48, seed=1).images, 75)
     # one batch of all 48 training faces: the saved statistics are exactly theirs (up to float16 storage)
-    gap = float(np.abs(features(x, training=False) - features(x, training=True)).max())
+    inference, training = _pooled_features_in_both_modes(model, x)
+    gap = float(np.abs(inference - training).max())
     assert gap < 0.02 if faces else gap > 0.1

@@ -47,6 +47,8 @@ class EmotionClassifier:
         self.path = path
         self.metadata = metadata or {}
         self.input_size = int(model.input_shape[1])
+        # models trained on random crops of the 48 px face see its centre crop (0 = the whole face)
+        self.crop_size = int(self.metadata.get("preprocessing", {}).get("crop_size", 0))
         labels = self.metadata.get("labels", list(EMOTIONS))
         if list(labels) != list(EMOTIONS):
             raise ModelFileError(f"{path}: model labels {labels} differ from {list(EMOTIONS)}")
@@ -110,6 +112,7 @@ class EmotionClassifier:
         """All crops in as few calls as the batch size allows (one call for a gallery frame)."""
         if len(crops) == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-        outputs = [self._forward(prepare_faces(crops[start:start + batch_size], self.input_size))
+        outputs = [self._forward(prepare_faces(crops[start:start + batch_size], self.input_size,
+                                              crop_size=self.crop_size))
                    for start in range(0, len(crops), batch_size)]
         return np.concatenate(outputs).astype(np.float32)

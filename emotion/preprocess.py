@@ -40,11 +40,20 @@ def to_source_size(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, (SOURCE_SIZE, SOURCE_SIZE), interpolation=interpolation)
 
 
-def prepare_faces(crops: list[np.ndarray] | np.ndarray, input_size: int) -> np.ndarray:
-    """Face crops (any size, gray or BGR) -> float32 batch (N, size, size, 3) for the network."""
+def centre_crop(small: np.ndarray, crop_size: int) -> np.ndarray:
+    """The middle `crop_size` square of a 48 px face: what a model trained on random crops sees at inference."""
+    if not crop_size or crop_size >= small.shape[0]:
+        return small
+    top = (small.shape[0] - crop_size) // 2
+    return small[top:top + crop_size, top:top + crop_size]
+
+
+def prepare_faces(crops: list[np.ndarray] | np.ndarray, input_size: int, *, crop_size: int = 0) -> np.ndarray:
+    """Face crops (any size, gray or BGR) -> float32 batch (N, size, size, 3) for the network.
+    `crop_size` (< 48) takes the centre square of the 48 px face first, as models trained on crops expect."""
     batch = np.empty((len(crops), input_size, input_size, 3), dtype=np.float32)
     for i, crop in enumerate(crops):
-        small = to_source_size(to_gray(np.asarray(crop)))
+        small = centre_crop(to_source_size(to_gray(np.asarray(crop))), crop_size)
         big = cv2.resize(small, (input_size, input_size), interpolation=cv2.INTER_LINEAR)
         batch[i] = scale_pixels(big.astype(np.float32))[:, :, None]
     return batch

@@ -61,7 +61,7 @@ def at_input_size(model: keras.Model, input_size: int, *, dropout: float = 0.3,
 
 
 def recalibrate_batchnorm(model: keras.Model, faces, *, images: int = 25600, batch_size: int = 128,
-                          seed: int = 0) -> int:
+                          seed: int = 0, crop_size: int = 0) -> int:
     """Re-estimate every BatchNorm layer's moving mean and variance as the plain average over random batches
     of about `images` clean (un-augmented) 48x48 faces, prepared as for inference; returns the faces used.
 
@@ -85,7 +85,7 @@ def recalibrate_batchnorm(model: keras.Model, faces, *, images: int = 25600, bat
             for layer in layers:
                 layer.momentum = k / (k + 1)  # moving = running mean of the batch statistics seen so far
             batch = faces[rng.choice(len(faces), size, replace=False)]
-            model(prepare_faces(batch, model.input_shape[1]), training=True)
+            model(prepare_faces(batch, model.input_shape[1], crop_size=crop_size), training=True)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum

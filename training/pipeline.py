@@ -6,7 +6,7 @@ import tensorflow as tf
 import keras
 
 from emotion.labels import EMOTIONS
-from emotion.preprocess import prepare_faces, scale_pixels
+from emotion.preprocess import SOURCE_SIZE, prepare_faces, scale_pixels
 from training.data import FaceSet
 
 
@@ -37,11 +37,36 @@ def random_erase(images: tf.Tensor, probability: float, max_fraction: float = 0.
     return tf.where(mask[..., None], tf.fill(tf.shape(images), 127.5), images)
 
 
+def random_crops(images: tf.Tensor, crop_size: int) -> tf.Tensor:
+    """A random `crop_size` square of each image, at whole-pixel offsets (an exact copy of those pixels):
+    the training half of crop-based training, whose inference half is the centre crop (or the average of
+    several crops) in emotion.preprocess."""
+    batch, side = tf.shape(images)[0], tf.shape(images)[1]
+    offsets = tf.random.uniform([batch, 2], 0, side - crop_size + 1, dtype=tf.int32)
+    scale = tf.cast(side - 1, tf.float32)
+    start = tf.cast(offsets, tf.float32) / scale
+    boxes = tf.concat([start, start + (crop_size - 1) / scale], axis=1)
+    return tf.image.crop_and_resize(images, boxes, tf.range(batch), (crop_size, crop_size), method="bilinear")
+
+
+def mixup(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, alpha: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Blend each example with another of the batch by a Beta(alpha, alpha) weight (Zhang et al. 2018);
+    labels and sample weights are blended alike, so each label still sums to one."""
+    batch = tf.shape(x)[0]
+    gamma_a = tf.random.gamma([batch], alpha)
+    gamma_b = tf.random.gamma([batch], alpha)
+    lam = gamma_a / (gamma_a + gamma_b)
+    partner = tf.random.shuffle(tf.range(batch))
+    mix = lambda t, l: l * t + (1 - l) * tf.gather(t, partner)  # noqa: E731
+    return (mix(x, lam[:, None, None, None]), mix(y, lam[:, None]), mix(w, lam))
+
+
 def training_batches(faces: FaceSet, *, input_size: int, batch_size: int, epoch: int, seed: int,
                      sample_weights: np.ndarray, augment: bool, erase_probability: float,
-                     skip_batches: int = 0) -> tf.data.Dataset:
+                     crop_size: int = 0, mixup_alpha: float = 0.0, skip_batches: int = 0) -> tf.data.Dataset:
     """One epoch of (x, one-hot y, weight) batches; the order depends only on (seed, epoch),
-    so a resumed run can skip exactly the batches it already trained on."""
+    so a resumed run can skip exactly the batches it already trained on. `crop_size` (< 48) trains on random
+    crops of the faces, `mixup_alpha` (> 0) on blended pairs."""
     order = np.random.default_rng(seed + epoch).permutation(len(faces))
     images = faces.images[order][..., None].astype(np.float32)
     labels = faces.labels[order]
@@ -56,8 +81,12 @@ def training_batches(faces: FaceSet, *, input_size: int, batch_size: int, epoch:
             x = augmenter(x, training=True)
             if erase_probability > 0:
                 x = random_erase(x, erase_probability)
+        if crop_size and crop_size < SOURCE_SIZE:
+            x = random_crops(x, crop_size)
         x = tf.image.resize(tf.clip_by_value(x, 0.0, 255.0), (input_size, input_size), method="bilinear")
         x = tf.image.grayscale_to_rgb(x)
+        if mixup_alpha > 0:
+            x, y, w = mixup(x, y, w, mixup_alpha)
         return scale_pixels(x), y, w
 
     return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
@@ -67,6 +96,7 @@ def batches_per_epoch(faces: FaceSet, batch_size: int) -> int:
     return len(faces) // batch_size
 
 
-def validation_arrays(faces: FaceSet, input_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validation faces through the very preprocessing inference uses, prepared once."""
-    return prepare_faces(faces.images, input_size), np.eye(len(EMOTIONS), dtype=np.float32)[faces.labels]
+def validation_arrays(faces: FaceSet, input_size: int, crop_size: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Validation faces through the very preprocessing inference uses (its centre crop), prepared once."""
+    return (prepare_faces(faces.images, input_size, crop_size=crop_size),
+            np.eye(len(EMOTIONS), dtype=np.float32)[faces.labels])

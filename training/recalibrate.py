@@ -44,7 +44,7 @@ def recalibrate_run(run: Path, train, val, *, images: int = 25600, batch_size: i
 
     model = load_keras_model(best)
     used = recalibrate_batchnorm(model, train.images, images=min(images, len(train)), batch_size=batch_size,
-                                 seed=seed)
+                                 seed=seed, crop_size=metadata.get("preprocessing", {}).get("crop_size", 0))
     candidate = save_model(model, run / "recalibrated.keras", metadata)
     after, _ = evaluate(EmotionClassifier.load(candidate, backend="tensorflow"), val)
     log(f"BatchNorm statistics from {used} clean training faces: val accuracy "

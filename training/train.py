@@ -28,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 LOG_FIELDS = ["epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 # Settings that must not change when a run is resumed.
-RESUME_KEYS = ("data", "train_split", "val_split", "arch", "image_size", "batch_size", "seed", "init", "limit")
+RESUME_KEYS = ("data", "train_split", "val_split", "arch", "image_size", "batch_size", "seed", "init", "limit",
+               "crop_size")
 
 
 def default_runs_root() -> Path:
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class weights for rare classes (disgust): 1/sqrt(freq), 1/freq or none")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="turn data augmentation off")
     p.add_argument("--erase-prob", type=float, default=0.25, help="probability of cutting out a random square")
+    p.add_argument("--crop-size", type=int, default=0,
+                   help="train on random crops of this side (px of the 48 px face) and infer on the centre crop "
+                        "(0 = the whole face)")
+    p.add_argument("--mixup", type=float, default=0.0,
+                   help="mixup: blend pairs of training faces and their labels by a Beta(a, a) weight (0 = off)")
     p.add_argument("--recalibrate-images", type=int, default=25600,
                    help="when the run ends, re-estimate BatchNorm statistics of the best model on this many clean "
                         "training faces and keep the result if val improves (0 = off; python -m training.recalibrate)")
@@ -208,7 +214,7 @@ def main(argv=None) -> int:
         print(f"error: {len(train)} training images, fewer than one batch of {args.batch_size}", file=sys.stderr)
         return 2
     weights_per_class = class_weights(train.labels, args.balance)
-    val_x, val_y = validation_arrays(val, args.image_size)
+    val_x, val_y = validation_arrays(val, args.image_size, args.crop_size)
     steps = batches_per_epoch(train, args.batch_size)
     if args.max_batches:
         steps = min(steps, args.max_batches)
@@ -298,8 +304,8 @@ def main(argv=None) -> int:
         sums = state["partial"] or {"batches": 0, "loss": 0.0, "accuracy": 0.0}
         batches = training_batches(train, input_size=args.image_size, batch_size=args.batch_size, epoch=epoch,
                                    seed=args.seed, sample_weights=weights_per_class, augment=args.augment,
-                                   erase_probability=args.erase_prob,
-                                   skip_batches=first_batch).take(steps - first_batch)
+                                   erase_probability=args.erase_prob, crop_size=args.crop_size,
+                                   mixup_alpha=args.mixup, skip_batches=first_batch).take(steps - first_batch)
         tick = time.time()
         logs = {k: sums[k] / max(sums["batches"], 1) for k in ("loss", "accuracy")}
         for batch, (x, y, w) in enumerate(batches, start=first_batch):
@@ -334,7 +340,7 @@ def main(argv=None) -> int:
         # ---- end of epoch: validate, log, keep the best, adapt the LR
         if args.epoch_recalibrate_images:
             recalibrate_batchnorm(model, train.images, images=min(args.epoch_recalibrate_images, len(train)),
-                                  seed=args.seed + epoch)
+                                  seed=args.seed + epoch, crop_size=args.crop_size)
         probabilities = model.predict(val_x, batch_size=128, verbose=0)
         val_loss = float(keras.losses.categorical_crossentropy(val_y, probabilities).numpy().mean())
         report = classification_report(val.labels, probabilities)
@@ -351,7 +357,8 @@ def main(argv=None) -> int:
             state.update(best_val_accuracy=report["accuracy"], best_epoch=epoch + 1, stale_epochs=0, plateau_wait=0)
             save_model(model, run / "best.keras", {
                 "name": run.name, "architecture": model.name, "input_size": args.image_size,
-                "preprocessing": {"source_size": 48, "channels": 3, "scale": "x / 127.5 - 1"},
+                "preprocessing": {"source_size": 48, "channels": 3, "scale": "x / 127.5 - 1",
+                                  "crop_size": args.crop_size},
                 "epoch": epoch + 1, "val_accuracy": report["accuracy"], "validation": report,
                 "data": {"path": config["data"], "train_split": args.train_split, "val_split": args.val_split,
                          "train_images": len(train), "val_images": len(val),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -11,15 +12,16 @@ import ui  # noqa: F401  (first: import order with TensorFlow, see ui/__init__.p
 st.set_page_config(page_title="Class Mood", page_icon="🙂", layout="wide")
 
 from emotion.alerts import AlertRule  # noqa: E402
-from emotion.analyze import AnalysisSettings, analyze_video  # noqa: E402
 from emotion.detect import EQUALIZATIONS, DetectorSettings  # noqa: E402
-from emotion.live import LiveSession, LiveSettings  # noqa: E402
-from emotion.recorder import SessionRecorder  # noqa: E402
+from emotion.jobs import VideoJob  # noqa: E402
+from emotion.live import LiveSession  # noqa: E402
+from emotion.session import SessionSettings  # noqa: E402
 from emotion.settings import SettingsError, ice_servers  # noqa: E402
 from emotion.video import VIDEO_SUFFIXES, VideoError, probe  # noqa: E402
 from ui.auth import keep_alive, require_role  # noqa: E402
 from ui.common import (PRIVACY_NOTE, get_classifier, get_store, privacy_notice_acknowledged,  # noqa: E402
                        upload_limit_mb)
+from ui.jobs import describe, sidebar_jobs, video_jobs  # noqa: E402
 from ui.mood_view import download_csv, show_alerts, show_mood  # noqa: E402
 
 user = require_role("teacher", "developer")
@@ -76,12 +78,13 @@ if classifier is None:
 detector = DetectorSettings(scale_factor=scale_factor, min_neighbors=min_neighbors, min_face_size=min_face,
                             max_width=max_width, equalization=equalization)
 alert_rule = AlertRule(negative_threshold=threshold, consecutive_minutes=int(consecutive), face_drop=face_drop)
-live_settings = LiveSettings(analysis_fps=analysis_fps, minute_seconds=float(minute_seconds), aggregation=aggregation,
-                             blur_faces=blur, detector=detector, alert_rule=alert_rule)
+session_settings = SessionSettings(analysis_fps=analysis_fps, minute_seconds=float(minute_seconds),
+                                   aggregation=aggregation, blur_faces=blur, detector=detector, alert_rule=alert_rule)
+sidebar_jobs(user.name)
 
 
 def new_live_session(kind: str, name: str = "") -> LiveSession:
-    return LiveSession(classifier, store, live_settings, title=title, source_kind=kind, source_name=name,
+    return LiveSession(classifier, store, session_settings, title=title, source_kind=kind, source_name=name,
                        owner=user.name)
 
 
@@ -99,10 +102,13 @@ def live_panel(live: LiveSession, key: str) -> None:
                                      status.seconds - status.last_face_seconds > NO_FACE_WARNING_SECONDS):
         st.warning("No faces found for a while: check that students are visible and lit, "
                    "or lower 'Smallest face' in the detector settings.")
+    if status.storage_problem:
+        st.warning(f"The analysis goes on, but {status.storage_problem}; the rows are kept and written as soon "
+                   "as it accepts them again.")
     show_alerts(live.alerts())
     st.caption(f"{status.frames_analysed} frames analysed of {status.frames_received} received "
                f"in {status.seconds:.0f} s" + (f" · session {status.session_id}" if status.session_id else ""))
-    show_mood(live.aggregator.minutes(), live.aggregator.student_minutes(), key=key)
+    show_mood(live.minutes(), live.student_minutes(), key=key)
 
 
 # ---- source 1: the browser camera
@@ -142,7 +148,7 @@ def camera_source() -> None:
         return
     if live.status().ended:
         st.info("The camera stopped; the session is saved. Press START for a new session.")
-        show_mood(live.aggregator.minutes(), live.aggregator.student_minutes(), key="camera-ended")
+        show_mood(live.minutes(), live.student_minutes(), key="camera-ended")
         offer_download(live)
         return
 
@@ -160,7 +166,10 @@ def offer_download(live: LiveSession) -> None:
         download_csv(info.id, info.started_at, store.minutes(info.id), info.minute_seconds, key=f"dl-{info.id}")
 
 
-# ---- source 2: a recorded class video
+# ---- source 2: a recorded class video, analysed as a background job of the server process
+VIDEO_JOB = "video-job"  # session-state key: the id of this browser session's latest video job
+
+
 def video_source() -> None:
     try:
         limit = upload_limit_mb()
@@ -171,62 +180,62 @@ def video_source() -> None:
                               max_upload_size=limit,
                               help=f"Up to {limit} MB. Analysed here and then deleted; only the numbers are kept.")
     every = st.number_input("Analyse every Nth frame (0 = use 'Frames analysed per second')", 0, 100, 0)
-    if upload is None:
-        return
-    try:
-        st.caption(f"{upload.name}: {probe(upload).describe()}")
-    except VideoError as exc:
-        st.error(f"This video cannot be analysed: {exc}")
-        return
-    if not st.button("Analyse video", type="primary"):
-        return
-    settings = AnalysisSettings(analysis_fps=0 if every else analysis_fps, every=int(every) or 1,
-                                minute_seconds=float(minute_seconds), aggregation=aggregation, detector=detector)
-    bar = st.progress(0.0, text="Decoding…")
-    preview = st.empty()
-    seen = {"frames": 0}
-
-    def progress(seconds, duration):
-        if duration:
-            bar.progress(min(seconds / duration, 1.0), text=f"{seconds:.0f} of {duration:.0f} s of video")
-
-    def show_frame(frame, faces):
-        seen["frames"] += 1
-        if seen["frames"] % 20 == 1:
-            from emotion.annotate import annotate
-
-            preview.image(annotate(frame, faces, blur_faces=blur), channels="BGR", width="stretch")
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / Path(upload.name).name
-        path.write_bytes(upload.getbuffer())
+    jobs = video_jobs()
+    if upload is not None:
         try:
-            analysis = analyze_video(path, classifier, settings, progress=progress, on_frame=show_frame)
+            st.caption(f"{upload.name}: {probe(upload).describe()}")
         except VideoError as exc:
-            bar.empty()
             st.error(f"This video cannot be analysed: {exc}")
-            return
-    bar.progress(1.0, text="Done")
-    pipeline = analysis.pipeline
-    minutes = pipeline.aggregator.minutes()
-    if analysis.ended_early:
-        st.warning(f"Only part of this video was analysed: {analysis.ended_early}.")
-    if pipeline.timer.faces == 0:
+            upload = None
+    busy = any(job.running for job in jobs.of(user.name))
+    if upload is not None and st.button("Analyse video", type="primary", disabled=busy,
+                                        help="Runs in the background: you may change page or settings meanwhile."
+                                        + (" Wait for the running analysis first." if busy else "")):
+        handle, name = tempfile.mkstemp(prefix="class-mood-upload-", suffix=Path(upload.name).suffix)
+        with open(handle, "wb") as f:
+            f.write(upload.getbuffer())
+        job = jobs.start(Path(name), classifier, replace(session_settings, every=int(every)), store=store,
+                         title=title, owner=user.name, file_name=upload.name, blur_faces=blur)
+        st.session_state[VIDEO_JOB] = job.id
+    job = jobs.get(st.session_state.get(VIDEO_JOB)) or next(iter(jobs.of(user.name)), None)
+    if job is not None:
+        video_job_panel(job)
+
+
+def video_job_panel(job: VideoJob) -> None:
+    """Progress while the job runs (refreshed), then its result: what was stored, alerts, charts, CSV."""
+    if job.running:
+        @st.fragment(run_every=1)
+        def running() -> None:
+            if not job.running:
+                st.rerun()
+            st.progress(job.fraction or 0.0, text=describe(job))
+            st.button("Cancel analysis", key=f"cancel-{job.id}", on_click=job.cancel,
+                      help="Stops after the current frame; the part analysed so far is kept.")
+            if job.preview is not None:
+                st.image(job.preview, channels="BGR", width="stretch")
+        running()
+        return
+    analysis = job.analysis
+    if job.status == "done":
+        st.success(describe(job))
+    if job.message:
+        (st.warning if job.status in ("done", "cancelled") else st.error)(job.message)
+    if analysis is None:
+        return
+    session, timer = analysis.session, analysis.session.pipeline.timer
+    if timer.faces == 0:
         st.warning("No faces were found in this video. Faces must look roughly at the camera and be at least "
-                   f"{min_face} px tall; try a lower 'Smallest face' or a higher resolution video.")
-    if store:
-        session_id = store.create_session(title=title, source_kind="video", source_name=upload.name,
-                                          minute_seconds=settings.minute_seconds, model_name=classifier.name,
-                                          model_meta={"val_accuracy": classifier.val_accuracy},
-                                          settings={"analysis_fps": settings.analysis_fps, "every": settings.every,
-                                                    "aggregation": aggregation}, owner=user.name)
-        recorder = SessionRecorder(store, session_id, pipeline.aggregator, alert_rule=alert_rule)
-        recorder.finish()
-        show_alerts(recorder.alerts)
-        info = store.get(session_id)
-        st.success(f"Saved as session {session_id}: {len(minutes)} minute(s), {pipeline.timer.faces} faces.")
-        download_csv(session_id, info.started_at, minutes, settings.minute_seconds, key="dl-video")
-    show_mood(minutes, pipeline.aggregator.student_minutes(), key="video")
+                   f"{session.settings.detector.min_face_size} px tall; try a lower 'Smallest face' or a higher "
+                   "resolution video.")
+    minutes = session.aggregator.minutes()
+    show_alerts(session.alerts)
+    if session.session_id and store:
+        stored = "Saved" if analysis.stored else "Partly saved (the database was busy)"
+        st.caption(f"{stored} as session {session.session_id}: {len(minutes)} minute(s), {timer.faces} faces.")
+        download_csv(session.session_id, session.started_at, minutes, session.settings.minute_seconds,
+                     key=f"dl-{job.id}")
+    show_mood(minutes, session.aggregator.student_minutes(), key=f"video-{job.id}")
 
 
 # ---- source 3: the call window on this computer

@@ -32,7 +32,8 @@ def main() -> int:
     parser.add_argument("--weights", help="model file (default: the active model)")
     args = parser.parse_args()
 
-    from emotion.analyze import AnalysisSettings, analyze_video
+    from emotion.analyze import analyze_video
+    from emotion.session import SessionSettings
     from emotion.classifier import EmotionClassifier
     from tests.synthetic import gallery_frame, write_video
 
@@ -53,8 +54,8 @@ def main() -> int:
             print(f"  after {minute - 1:2d}-{minute} min of video: peak RSS {marks[minute]:.0f} MB "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
 
-    pipeline = analyze_video(video, classifier, AnalysisSettings(analysis_fps=args.fps), on_frame=on_frame).pipeline
-    print(f"{pipeline.timer.frames} frames, {len(pipeline.aggregator.minutes())} minutes; peak RSS at the end "
+    session = analyze_video(video, classifier, SessionSettings(analysis_fps=args.fps), on_frame=on_frame).session
+    print(f"{session.pipeline.timer.frames} frames, {len(session.aggregator.minutes())} minutes; peak RSS at the end "
           f"{peak_rss_mb():.0f} MB; growth from minute 5 to the end {peak_rss_mb() - min(marks.values()):.0f} MB")
     return 0
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import math
 import sys
-from dataclasses import asdict
-from datetime import datetime, timezone
+import time
 from pathlib import Path
 
+from emotion.aggregate import METHODS
 from emotion.alerts import AlertRule
-from emotion.analyze import AnalysisSettings
+from emotion.session import SessionSettings
 from emotion.session_csv import STUDENT_COLUMNS, minute_rows, student_rows, to_csv_bytes
 
 
@@ -25,14 +26,12 @@ def cmd_analyze(args) -> int:
     from emotion.analyze import analyze_video
     from emotion.classifier import EmotionClassifier
     from emotion.detect import DetectorSettings
-    from emotion.recorder import SessionRecorder
 
+    settings = SessionSettings(analysis_fps=args.fps, every=args.every, detect_every=args.detect_every,
+                               minute_seconds=args.minute_seconds, aggregation=args.aggregation,
+                               coast_seconds=args.coast_seconds, detector=DetectorSettings(min_face_size=args.min_face))
     classifier = EmotionClassifier.load(args.weights)
-    settings = AnalysisSettings(analysis_fps=0 if args.every else args.fps, every=args.every or 1,
-                                detect_every=args.detect_every, minute_seconds=args.minute_seconds,
-                                aggregation=args.aggregation, coast_seconds=args.coast_seconds,
-                                detector=DetectorSettings(min_face_size=args.min_face))
-    started = datetime.now(timezone.utc)
+    store = None if args.no_store else _store()
     print(f"analysing {args.video} with {classifier.name} "
           f"(val accuracy {classifier.val_accuracy or 'unknown'})", file=sys.stderr)
     shown = {"at": -10.0}
@@ -43,24 +42,18 @@ def cmd_analyze(args) -> int:
             total = f"/{duration:.0f}" if duration else ""
             print(f"  {seconds:.0f}{total} s of video", file=sys.stderr, flush=True)
 
-    clock = datetime.now(timezone.utc)
-    analysis = analyze_video(args.video, classifier, settings, progress=progress)
-    pipeline = analysis.pipeline
-    elapsed = (datetime.now(timezone.utc) - clock).total_seconds()
-    minutes = pipeline.aggregator.minutes()
-    session_id = "unsaved"
-    if not args.no_store:
-        store = _store()
-        session_id = store.create_session(
-            title=args.title or Path(args.video).stem, source_kind="video", source_name=Path(args.video).name,
-            started_at=started, minute_seconds=settings.minute_seconds, model_name=classifier.name,
-            model_meta={"val_accuracy": classifier.val_accuracy}, settings=asdict(settings))
-        SessionRecorder(store, session_id, pipeline.aggregator).finish()
-    rows = minute_rows(session_id, started, minutes, settings.minute_seconds)
+    clock = time.monotonic()
+    analysis = analyze_video(args.video, classifier, settings, store=store, title=args.title or "",
+                             owner=args.owner, progress=progress)
+    elapsed = time.monotonic() - clock
+    session, pipeline = analysis.session, analysis.session.pipeline
+    minutes = session.aggregator.minutes()
+    session_id = session.session_id or "unsaved"
+    rows = minute_rows(session_id, session.started_at, minutes, settings.minute_seconds)
     Path(args.csv).write_bytes(to_csv_bytes(rows))
     if args.students:
         Path(args.students).write_bytes(
-            to_csv_bytes(student_rows(session_id, pipeline.aggregator.student_minutes()), STUDENT_COLUMNS))
+            to_csv_bytes(student_rows(session_id, session.aggregator.student_minutes()), STUDENT_COLUMNS))
     timer = pipeline.timer
     stages = ", ".join(f"{k} {v:.0f} ms" for k, v in timer.per_frame_ms().items())
     print(f"{timer.frames} frames, {timer.faces} faces, {len(minutes)} minute(s) in {elapsed:.1f} s "
@@ -69,6 +62,13 @@ def cmd_analyze(args) -> int:
         print("warning: no faces were found in this video", file=sys.stderr)
     if analysis.ended_early:
         print(f"warning: {analysis.ended_early}", file=sys.stderr)
+    if analysis.stopped:
+        print(f"error: {analysis.stopped}; {args.csv} and session {session_id} hold the part before it",
+              file=sys.stderr)
+        return 2
+    if store is not None and not analysis.stored:
+        print(f"warning: the database stayed busy; session {session_id} may lack its last rows "
+              f"({session.storage_problem})", file=sys.stderr)
     print(f"session {session_id}: wrote {args.csv}", file=sys.stderr)
     return 0
 
@@ -160,6 +160,39 @@ def _add_session_choice(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--latest", action="store_true", help="the most recent session")
 
 
+def _number(text: str, kind=float) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _whole(minimum: int):
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, not {text}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emotion", description="Class Mood from the command line")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -169,16 +202,22 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--csv", required=True, help="where to write the per-minute session CSV")
     analyze.add_argument("--students", help="also write the per-student-per-minute CSV here")
     analyze.add_argument("--weights", help="model file (default: the active model, see weights/)")
-    analyze.add_argument("--every", type=int, default=0, help="analyse every Nth frame (overrides --fps)")
-    analyze.add_argument("--fps", type=float, default=4.0, help="frames per second of video to analyse")
-    analyze.add_argument("--detect-every", type=int, default=AnalysisSettings.detect_every,
+    defaults = SessionSettings()
+    analyze.add_argument("--every", type=_whole(0), default=0, help="analyse every Nth frame (overrides --fps)")
+    analyze.add_argument("--fps", type=_positive, default=defaults.analysis_fps,
+                         help="frames per second of video to analyse")
+    analyze.add_argument("--detect-every", type=_whole(1), default=defaults.detect_every,
                          help="run the face detector on every Nth analysed frame (boxes are reused in between)")
-    analyze.add_argument("--min-face", type=int, default=40, help="smallest face side in px to detect")
-    analyze.add_argument("--coast-seconds", type=float, default=AnalysisSettings.coast_seconds,
+    analyze.add_argument("--min-face", type=_whole(1), default=defaults.detector.min_face_size,
+                         help="smallest face side in px to detect")
+    analyze.add_argument("--coast-seconds", type=_non_negative, default=defaults.coast_seconds,
                          help="a student the detector misses keeps counting this long (0 = off)")
-    analyze.add_argument("--minute-seconds", type=float, default=60.0, help="length of a 'minute' in seconds")
-    analyze.add_argument("--aggregation", choices=["top", "mean", "corrected"], default=AnalysisSettings.aggregation,
+    analyze.add_argument("--minute-seconds", type=_positive, default=defaults.minute_seconds,
+                         help="length of a 'minute' in seconds (5 to 3600)")
+    analyze.add_argument("--aggregation", choices=METHODS, default=defaults.aggregation,
                          help="how a minute's shares are computed (see emotion/aggregate.py)")
+    analyze.add_argument("--owner", default="", help="the user the stored session belongs to (default: none, "
+                                                     "so only analysts and developers see it)")
     analyze.add_argument("--title", help="session title (default: the file name)")
     analyze.add_argument("--no-store", action="store_true", help="do not store the session in the database")
     analyze.set_defaults(run=cmd_analyze)
@@ -222,6 +261,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except KeyboardInterrupt:
+        print("interrupted: what was analysed so far is stored (listed as interrupted)", file=sys.stderr)
+        return 130
     except SessionNotFound as exc:
         if getattr(args, "latest", False):
             print("error: no sessions stored yet", file=sys.stderr)

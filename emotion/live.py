@@ -10,31 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from emotion.aggregate import DEFAULT_METHOD, MoodAggregator
-from emotion.alerts import AlertRule
 from emotion.annotate import annotate
 from emotion.classifier import EmotionClassifier
-from emotion.detect import DetectorSettings, FaceDetector
 from emotion.faces import Faces
-from emotion.pipeline import FramePipeline
-from emotion.recorder import SessionRecorder
+from emotion.session import ClassSession, SessionSettings
 from emotion.store import SessionStore
-from emotion.track import Tracker
-
-
-@dataclass(frozen=True)
-class LiveSettings:
-    analysis_fps: float = 2.0
-    minute_seconds: float = 60.0
-    aggregation: str = DEFAULT_METHOD
-    blur_faces: bool = False
-    coast_seconds: float = 2.0  # a briefly missed student keeps counting this long (see emotion/track.py)
-    detector: DetectorSettings = field(default_factory=DetectorSettings)
-    alert_rule: AlertRule = field(default_factory=AlertRule)
 
 
 @dataclass(frozen=True)
@@ -47,20 +31,18 @@ class LiveStatus:
     session_id: str | None
     ended: bool
     waiting: float  # seconds since the session was set up (while no frame has arrived: how long we wait)
+    storage_problem: str | None = None  # why the rows are not being stored right now (they are retried)
 
 
 class LiveSession:
-    def __init__(self, classifier: EmotionClassifier, store: SessionStore | None, settings: LiveSettings, *,
+    def __init__(self, classifier: EmotionClassifier, store: SessionStore | None, settings: SessionSettings, *,
                  title: str, source_kind: str, source_name: str = "", owner: str = "", clock=time.monotonic):
-        """`owner`: the signed-in user the stored session belongs to ("" with sign-in off)."""
+        """`owner`: the signed-in user the stored session belongs to ("" with sign-in off). The stored
+        session opens with the first frame."""
         self.classifier, self.store, self.settings = classifier, store, settings
         self.title, self.source_kind, self.source_name, self.owner = title, source_kind, source_name, owner
         self.clock = clock
-        confusion = classifier.metadata.get("validation", {}).get("confusion_matrix")
-        self.aggregator = MoodAggregator(settings.minute_seconds, settings.aggregation, confusion)
-        self.pipeline = FramePipeline(classifier, self.aggregator, detector=FaceDetector(settings.detector),
-                                      tracker=Tracker(coast_seconds=settings.coast_seconds))
-        self.recorder: SessionRecorder | None = None
+        self.session: ClassSession | None = None
         self._busy = threading.Lock()  # held while a frame is being analysed
         self._state = threading.Lock()  # guards the fields below
         self._start: float | None = None
@@ -75,17 +57,14 @@ class LiveSession:
 
     @property
     def session_id(self) -> str | None:
-        return self.recorder.session_id if self.recorder else None
+        return self.session.session_id if self.session else None
 
-    def _open_session(self) -> None:
-        if self.store is None:
-            return
-        session_id = self.store.create_session(
-            title=self.title, source_kind=self.source_kind, source_name=self.source_name,
-            minute_seconds=self.settings.minute_seconds, model_name=self.classifier.name,
-            model_meta={"val_accuracy": self.classifier.val_accuracy},
-            settings={**asdict(self.settings), "model": self.classifier.name}, owner=self.owner)
-        self.recorder = SessionRecorder(self.store, session_id, self.aggregator, alert_rule=self.settings.alert_rule)
+    def minutes(self):
+        """The session's minutes so far, the current partial one included ([] before the first frame)."""
+        return self.session.aggregator.minutes() if self.session else []
+
+    def student_minutes(self):
+        return self.session.aggregator.student_minutes() if self.session else []
 
     def process(self, frame: np.ndarray) -> np.ndarray:
         """Analyse `frame` if due and the pipeline is free; return it annotated either way."""
@@ -95,21 +74,21 @@ class LiveSession:
                 return frame
             if self._start is None:
                 self._start = now
-                self._open_session()
+                self.session = ClassSession(self.classifier, self.store, self.settings, title=self.title,
+                                            source_kind=self.source_kind, source_name=self.source_name,
+                                            owner=self.owner)
             self._received += 1
             self._last_arrival = now
             due = now >= self._next_due
         if due and self._busy.acquire(blocking=False):
             try:
-                faces = self.pipeline(frame, now - self._start)
+                faces = self.session.feed(frame, now - self._start)
                 with self._state:
                     self._latest = faces
                     self._analysed += 1
                     self._next_due = now + 1.0 / self.settings.analysis_fps
                     if len(faces):
                         self._last_face = faces.timestamp
-                if self.recorder:
-                    self.recorder.maybe_flush()
             finally:
                 self._busy.release()
         with self._state:
@@ -121,17 +100,18 @@ class LiveSession:
         with self._state:
             return LiveStatus(self._received, self._analysed, 0.0 if self._start is None else now - self._start,
                               self._last_face, None if self._last_arrival is None else now - self._last_arrival,
-                              self.session_id, self._ended, now - self._created)
+                              self.session_id, self._ended, now - self._created,
+                              self.session.storage_problem if self.session else None)
 
     def alerts(self):
-        return list(self.recorder.alerts) if self.recorder else []
+        return list(self.session.alerts) if self.session else []
 
-    def finish(self) -> None:
+    def finish(self, wait: float = 10.0) -> None:
         """Write the last rows and mark the stored session ended; later frames are ignored."""
         with self._busy:
             with self._state:
                 if self._ended:
                     return
                 self._ended = True
-            if self.recorder:
-                self.recorder.finish()
+            if self.session:
+                self.session.finish(wait=wait)

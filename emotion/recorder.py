@@ -1,54 +1,134 @@
-"""Writes a running session to the store every few seconds, so a crash loses at most those seconds."""
+"""Writes a running session to the store from a background thread, so a crash loses at most a few seconds
+and a busy or failing database never stops the video.
+
+    recorder = SessionRecorder(store, "a1b2c3", aggregator, create={"title": "Maths", ...}).start()
+    ...                        # frames go into the aggregator; recorder.poke() after each one
+    recorder.finish("ended")   # last rows, alerts on every minute, status; True once stored
+
+The thread creates the stored session, then every `flush_seconds` in which frames arrived rewrites the
+minutes that may still change. A failed write is retried with a growing pause (the write replaces rows, so
+repeating it is harmless); `problem` says what failed meanwhile. A session whose frames stop arriving is not
+written any more, so the store lists it as interrupted once it goes stale.
+"""
 from __future__ import annotations
 
+import itertools
+import logging
 import threading
 import time
+
+from sqlalchemy.exc import IntegrityError
 
 from emotion.aggregate import MoodAggregator
 from emotion.alerts import AlertRule, attention_alerts
 from emotion.store import SessionStore
+
+log = logging.getLogger(__name__)
+RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between attempts; the last one repeats
+IDLE_EXIT_SECONDS = 900.0  # a writer with nothing to write for this long ends; poke() starts it again
 
 
 class SessionRecorder:
     """Flushes the aggregator's minutes (and raises alerts on completed minutes) into one stored session."""
 
     def __init__(self, store: SessionStore, session_id: str, aggregator: MoodAggregator, *,
-                 alert_rule: AlertRule = AlertRule(), flush_seconds: float = 3.0):
+                 alert_rule: AlertRule = AlertRule(), flush_seconds: float = 3.0, create: dict | None = None):
+        """`create`: the store.create_session arguments when the session is not stored yet."""
         self.store, self.session_id, self.aggregator = store, session_id, aggregator
         self.alert_rule = alert_rule
         self.flush_seconds = flush_seconds
+        self.alerts = []
+        self.problem: str | None = None
+        self.last_stored: float | None = None  # time.monotonic() of the last write that succeeded
+        self._create = create
         self._from_minute = 0
         self._alerted: set[tuple[int, str]] = set()
-        self._last_flush = 0.0
+        self._unstored_alerts = []
+        self._dirty = False
+        self._final_status: str | None = None
+        self._done = threading.Event()
+        self._wake = threading.Event()
         self._lock = threading.Lock()
-        self.alerts = []
+        self._thread: threading.Thread | None = None
 
-    def maybe_flush(self) -> None:
-        if time.monotonic() - self._last_flush >= self.flush_seconds:
-            self.flush()
-
-    def flush(self) -> None:
+    def start(self) -> "SessionRecorder":
         with self._lock:
-            minutes = self.aggregator.minutes()
-            self.store.write_minutes(self.session_id, minutes, self.aggregator.student_minutes(), self._from_minute)
-            self._last_flush = time.monotonic()
-            if not minutes:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=f"session-writer-{self.session_id}",
+                                                daemon=True)
+                self._thread.start()
+        return self
+
+    def poke(self) -> None:
+        """New frames are in the aggregator: write them at the next flush."""
+        self._dirty = True
+        if self._thread is None or not self._thread.is_alive():
+            self.start()
+
+    def finish(self, status: str = "ended", *, wait: float = 30.0) -> bool:
+        """Write everything, raise alerts on every minute (the last counts as completed) and set `status`;
+        True when stored within `wait` seconds (otherwise the writer keeps retrying in the background)."""
+        self._final_status = status
+        self._dirty = True
+        self.start()
+        self._wake.set()
+        return self._done.wait(wait)
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    # ---- the writer thread
+    def _run(self) -> None:
+        idle_since = time.monotonic()
+        while not self._done.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            if not self._dirty:
+                if time.monotonic() - idle_since > IDLE_EXIT_SECONDS:
+                    return
+                continue
+            idle_since = time.monotonic()
+            final = self._final_status
+            self._dirty = False
+            self._retrying(lambda: self._write(final))
+            if final is not None:
+                self._done.set()
+
+    def _retrying(self, step) -> None:
+        for attempt in itertools.count():
+            try:
+                started = time.monotonic()
+                step()
+                self.problem, self.last_stored = None, started
                 return
-            self._raise_alerts(minutes[:-1])
-            # minutes before the current one are final once written
-            self._from_minute = minutes[-1].minute
+            except Exception as exc:  # any storage error: keep the video going, try again
+                self.problem = f"the session database is not accepting writes ({type(exc).__name__}: {exc})"
+                log.warning("%s: %s; retrying", self.session_id, self.problem)
+                if self._final_status is None and self._dirty:
+                    return  # newer rows are waiting: the next flush writes them (and these) again
+                time.sleep(RETRY_PAUSES[min(attempt, len(RETRY_PAUSES) - 1)])
 
-    def finish(self) -> None:
-        """Write everything and mark the session ended (the last minute counts as completed)."""
-        self.flush()
-        with self._lock:
-            self._raise_alerts(self.aggregator.minutes())
-        self.store.end_session(self.session_id)
-
-    def _raise_alerts(self, completed) -> None:
-        """Store each alert of the completed minutes once (caller holds the lock)."""
+    def _write(self, final: str | None) -> None:
+        if self._create is not None:
+            try:
+                self.store.create_session(session_id=self.session_id, **self._create)
+            except IntegrityError:  # an earlier attempt committed before it failed to report back
+                pass
+            self._create = None
+        minutes = self.aggregator.minutes()
+        self.store.write_minutes(self.session_id, minutes, self.aggregator.student_minutes(), self._from_minute)
+        completed = minutes if final is not None else minutes[:-1]
         for alert in attention_alerts(completed, self.alert_rule):
             if (alert.minute, alert.kind) not in self._alerted:
                 self._alerted.add((alert.minute, alert.kind))
                 self.alerts.append(alert)
-                self.store.add_alert(self.session_id, alert.minute, alert.kind, alert.message)
+                self._unstored_alerts.append(alert)
+        while self._unstored_alerts:
+            alert = self._unstored_alerts[0]
+            self.store.add_alert(self.session_id, alert.minute, alert.kind, alert.message)
+            self._unstored_alerts.pop(0)
+        if minutes:
+            self._from_minute = minutes[-1].minute  # minutes before the current one are final once written
+        if final is not None:
+            self.store.end_session(self.session_id, status=final)

@@ -20,6 +20,7 @@ from emotion.labels import EMOTIONS
 SCHEMA_VERSION = 2
 STALE_AFTER = timedelta(seconds=30)  # a live session not written for this long was interrupted
 TITLE_LENGTH = 200
+BUSY_TIMEOUT = 15.0  # seconds an SQLite writer waits for a lock held by another connection
 
 metadata = sa.MetaData()
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
@@ -143,7 +144,9 @@ class SessionStore:
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.url = url
         self.stale_after = stale_after
-        self.engine = sa.create_engine(url, future=True)
+        sqlite = url.startswith("sqlite")
+        # a writer waits up to 15 s for another connection's write lock instead of failing at once
+        self.engine = sa.create_engine(url, future=True, connect_args={"timeout": BUSY_TIMEOUT} if sqlite else {})
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
@@ -176,8 +179,10 @@ class SessionStore:
     # ---- sessions
     def create_session(self, *, title: str, source_kind: str, source_name: str = "", started_at: datetime | None = None,
                        minute_seconds: float = 60.0, model_name: str = "", model_meta: dict | None = None,
-                       settings: dict | None = None, owner: str = "", status: str = "live") -> str:
-        session_id = uuid.uuid4().hex[:12]
+                       settings: dict | None = None, owner: str = "", status: str = "live",
+                       session_id: str | None = None) -> str:
+        """Store a new session and return its id (`session_id`, or a new one)."""
+        session_id = session_id or uuid.uuid4().hex[:12]
         now = utcnow()
         title = title.strip()[:TITLE_LENGTH] or "Untitled session"  # a class starts whatever the name field holds
         with self.engine.begin() as db:
@@ -206,10 +211,13 @@ class SessionStore:
                 db.execute(student_minutes.insert(), student_values)
             db.execute(sessions.update().where(sessions.c.id == session_id).values(last_write_at=utcnow()))
 
-    def end_session(self, session_id: str) -> None:
+    def end_session(self, session_id: str, status: str = "ended") -> None:
+        """Mark a session finished: "ended", or "interrupted" when its analysis was cut short."""
+        if status not in ("ended", "interrupted"):
+            raise ValueError(f"a finished session is ended or interrupted, not {status!r}")
         with self.engine.begin() as db:
             db.execute(sessions.update().where(sessions.c.id == session_id)
-                       .values(status="ended", ended_at=utcnow(), last_write_at=utcnow()))
+                       .values(status=status, ended_at=utcnow(), last_write_at=utcnow()))
 
     def add_alert(self, session_id: str, minute: int, kind: str, message: str) -> None:
         with self.engine.begin() as db:

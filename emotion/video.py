@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -9,6 +10,11 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v")
+# A class recording is continuous: frames more than MAX_GAP_SECONDS apart, or a video longer than
+# MAX_DURATION_SECONDS, mean broken or crafted timestamps. Refusing them bounds the work by the frames that
+# exist (a 2-frame file stamped 0 s and 10^9 s would otherwise be walked, and charted, minute by minute).
+MAX_GAP_SECONDS = 300.0
+MAX_DURATION_SECONDS = 12 * 3600.0
 
 
 class VideoError(ValueError):
@@ -69,35 +75,51 @@ def probe(source: str | Path | BinaryIO) -> VideoInfo:
 def read_frames(path: str | Path, *, every: int = 1, fps: float | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (seconds from the first frame, BGR frame) for every `every`-th frame, or at most
     `fps` frames per second of video when given. A damaged stretch ends the video with
-    what was decoded so far; a video with no decodable frame raises VideoError."""
+    what was decoded so far; a video with no decodable frame, or with timestamps that jump by more than
+    MAX_GAP_SECONDS or run past MAX_DURATION_SECONDS, raises VideoError. Frames stamped earlier than the
+    previous one are skipped."""
     import av
 
+    if every < 1 or int(every) != every:
+        raise ValueError(f"every must be a whole number of at least 1, not {every!r}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, not {fps!r}")
+    name = Path(path).name
     container = _open(path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        start, index, next_time, yielded = None, 0, 0.0, 0
+        start, previous, index, next_time, yielded = None, None, 0, 0.0, 0
         try:
             for frame in container.decode(stream):
                 seconds = float(frame.time) if frame.time is not None else index / float(stream.average_rate or 25)
                 start = seconds if start is None else start
                 seconds -= start
                 index += 1
+                if previous is not None and seconds < previous:
+                    continue
+                if previous is not None and seconds - previous > MAX_GAP_SECONDS:
+                    raise VideoError(f"{name}: its frame times jump from {previous:.1f} s to {seconds:.4g} s; the "
+                                     "file's timing is broken, so it is analysed up to that point only")
+                if seconds > MAX_DURATION_SECONDS:
+                    raise VideoError(f"{name}: runs past {MAX_DURATION_SECONDS / 3600:.0f} hours, the longest class "
+                                     "video analysed; it is analysed up to that point only")
+                previous = seconds
                 if fps:
                     if seconds + 1e-6 < next_time:
                         continue
-                    next_time += 1.0 / fps
-                    while next_time <= seconds:
-                        next_time += 1.0 / fps
+                    next_time = (math.floor(seconds * fps + 1e-6) + 1) / fps  # the next due slot after this one
                 elif (index - 1) % every:
                     continue
                 yielded += 1
                 yield seconds, frame.to_ndarray(format="bgr24")
         except (av.error.FFmpegError, ValueError) as exc:
+            if isinstance(exc, VideoError):
+                raise
             if yielded == 0:
-                raise VideoError(f"{Path(path).name}: no frame could be decoded ({exc})") from exc
+                raise VideoError(f"{name}: no frame could be decoded ({exc})") from exc
             return
         if yielded == 0:
-            raise VideoError(f"{Path(path).name} holds no video frames")
+            raise VideoError(f"{name} holds no video frames")
     finally:
         container.close()

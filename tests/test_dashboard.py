@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from emotion.classifier import EmotionClassifier
-from emotion.live import LiveSession, LiveSettings
+from emotion.live import LiveSession
+from emotion.session import SessionSettings
 from emotion.store import SessionStore, utcnow
 from tests.browser import (REPO, chromium, launch_chromium, requires_chromium, streamlit_process,
                            streamlit_server)
@@ -31,7 +32,7 @@ class FakeClock:
 def live(stand_in_model, tmp_path):
     store = SessionStore(f"sqlite:///{tmp_path / 's.sqlite'}")
     clock = FakeClock()
-    session = LiveSession(EmotionClassifier.load(stand_in_model), store, LiveSettings(analysis_fps=2, minute_seconds=5),
+    session = LiveSession(EmotionClassifier.load(stand_in_model), store, SessionSettings(analysis_fps=2, minute_seconds=5),
                           title="Maths 4B", source_kind="camera", clock=clock)
     return session, store, clock
 

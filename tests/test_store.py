@@ -199,7 +199,7 @@ from emotion.store import SessionStore
 store = SessionStore(sys.argv[1])
 session_id = store.create_session(title="Killed class", source_kind="camera")
 aggregator = MoodAggregator(minute_seconds=1.0)
-recorder = SessionRecorder(store, session_id, aggregator, flush_seconds=0.5)
+recorder = SessionRecorder(store, session_id, aggregator, flush_seconds=0.5).start()
 probabilities = np.eye(7)[[3, 3, 4]]
 frame = 0
 while True:
@@ -207,9 +207,11 @@ while True:
         frame += 1
         aggregator.add(Faces(boxes=np.zeros((3, 4), np.int32), probabilities=probabilities,
                              track_ids=np.arange(3), timestamp=frame * 0.1))
-    recorder.flush()
+    added = time.monotonic()
+    recorder.poke()
+    while (recorder.last_stored or 0) < added:  # the writer thread has stored these frames
+        time.sleep(0.05)
     print(json.dumps({"session_id": session_id, "frames": frame}), flush=True)
-    time.sleep(0.5)
 """
 
 

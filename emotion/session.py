@@ -1,0 +1,124 @@
+"""One way to open, feed and finish a class session, for every source: camera, screen, recorded video, CLI.
+
+    settings = SessionSettings(minute_seconds=60)
+    session = ClassSession(classifier, store, settings, title="Maths 3B", source_kind="video",
+                           source_name="class.mp4", owner="tina")
+    for seconds, frame in read_frames("class.mp4", fps=settings.analysis_fps):
+        faces = session.feed(frame, seconds)
+    session.finish()          # or session.finish(interrupted=True) when it was cut short
+
+The stored session is created when the session opens (its start time is when the class began) and written
+as it goes by a background writer (emotion/recorder.py), never on the thread that feeds frames: a busy
+database delays the rows, never the video. Every source stores the same settings JSON.
+"""
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from emotion.aggregate import DEFAULT_METHOD, METHODS, MoodAggregator
+from emotion.alerts import AlertRule
+from emotion.classifier import EmotionClassifier
+from emotion.detect import DetectorSettings, FaceDetector
+from emotion.faces import Faces
+from emotion.pipeline import FramePipeline
+from emotion.recorder import SessionRecorder
+from emotion.store import SessionStore
+from emotion.track import Tracker
+
+MAX_ANALYSIS_FPS = 30.0
+MINUTE_SECONDS_RANGE = (5.0, 3600.0)
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """How a session is analysed; the same object and defaults for the camera, the screen, uploads and the CLI.
+    Invalid values raise ValueError with a sentence that names the setting."""
+
+    analysis_fps: float = 2.0  # frames analysed per second (live: at most; video: of video time)
+    every: int = 0  # recorded video only: analyse every Nth frame instead of `analysis_fps` (0 = off)
+    detect_every: int = 2  # the detector runs on every Nth analysed frame; same recall and mood on the bench
+    minute_seconds: float = 60.0
+    aggregation: str = DEFAULT_METHOD
+    coast_seconds: float = 2.0  # a briefly missed student keeps counting this long (see emotion/track.py)
+    blur_faces: bool = False  # in the displayed video only; nothing is stored either way
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    alert_rule: AlertRule = field(default_factory=AlertRule)
+
+    def __post_init__(self):
+        def number(name: str, low: float, high: float, *, whole: bool = False) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and value != int(value)):
+                raise ValueError(f"{name} must be a {'whole ' if whole else ''}number, not {value!r}")
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"{name} must be between {low:g} and {high:g}, not {value!r}")
+
+        number("analysis_fps", 0.1, MAX_ANALYSIS_FPS)
+        number("every", 0, 10_000, whole=True)
+        number("detect_every", 1, 100, whole=True)
+        number("minute_seconds", *MINUTE_SECONDS_RANGE)
+        number("coast_seconds", 0, 60)
+        if self.aggregation not in METHODS:
+            raise ValueError(f"aggregation must be one of {', '.join(METHODS)}, not {self.aggregation!r}")
+
+    def stored(self, classifier: EmotionClassifier) -> dict:
+        """The settings JSON stored with every session, whatever its source."""
+        return {**asdict(self), "model": classifier.name}
+
+
+class ClassSession:
+    """A session's pipeline, aggregator and stored record; `feed` frames in time order, then `finish`.
+
+    `store` None analyses without storing (the CLI's --no-store, benchmarks)."""
+
+    def __init__(self, classifier: EmotionClassifier, store: SessionStore | None, settings: SessionSettings, *,
+                 title: str, source_kind: str, source_name: str = "", owner: str = "",
+                 started_at: datetime | None = None, flush_seconds: float = 3.0):
+        self.classifier, self.settings = classifier, settings
+        self.title, self.source_kind, self.owner = title, source_kind, owner
+        self.started_at = started_at or datetime.now(timezone.utc)
+        confusion = classifier.metadata.get("validation", {}).get("confusion_matrix")
+        self.aggregator = MoodAggregator(settings.minute_seconds, settings.aggregation, confusion)
+        self.pipeline = FramePipeline(classifier, self.aggregator, detector=FaceDetector(settings.detector),
+                                      tracker=Tracker(coast_seconds=settings.coast_seconds),
+                                      detect_every=settings.detect_every)
+        self.recorder: SessionRecorder | None = None
+        if store is not None:
+            self.recorder = SessionRecorder(
+                store, uuid.uuid4().hex[:12], self.aggregator, alert_rule=settings.alert_rule,
+                flush_seconds=flush_seconds,
+                create={"title": title, "source_kind": source_kind, "source_name": source_name,
+                        "started_at": self.started_at, "minute_seconds": settings.minute_seconds,
+                        "model_name": classifier.name, "model_meta": {"val_accuracy": classifier.val_accuracy},
+                        "settings": settings.stored(classifier), "owner": owner}).start()
+
+    @property
+    def session_id(self) -> str | None:
+        return self.recorder.session_id if self.recorder else None
+
+    @property
+    def alerts(self) -> list:
+        return self.recorder.alerts if self.recorder else []
+
+    @property
+    def storage_problem(self) -> str | None:
+        """Why the last write failed (it is being retried), or None when storage is keeping up."""
+        return self.recorder.problem if self.recorder else None
+
+    def feed(self, frame: np.ndarray, seconds: float) -> Faces:
+        """Analyse one frame taken `seconds` after the session started; no database work happens here."""
+        faces = self.pipeline(frame, seconds)
+        if self.recorder:
+            self.recorder.poke()
+        return faces
+
+    def finish(self, *, interrupted: bool = False, wait: float = 30.0) -> bool:
+        """Write the last rows and mark the stored session ended (or interrupted); True once stored.
+        Waits up to `wait` seconds for a busy database, then leaves the writer retrying in the background."""
+        if self.recorder is None:
+            return True
+        return self.recorder.finish("interrupted" if interrupted else "ended", wait=wait)

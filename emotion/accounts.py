@@ -25,6 +25,7 @@ import secrets
 import threading
 import time
 import tomllib
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +36,8 @@ ROLES = ("teacher", "analyst", "developer")
 ALL_SESSIONS_ROLES = ("analyst", "developer")  # a teacher sees their own sessions only
 MIN_PASSWORD_LENGTH = 8
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1  # 32 MiB and ~0.1 s per hash: slow for guessing, fine for sign-in
-MAX_FAILURES = 5
-LOCKOUT_SECONDS = 15 * 60
-USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,100}")  # 100: the length of the session store's owner column
+MAX_NAME_LENGTH = 100  # the length of the session store's owner column
+USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,%d}" % MAX_NAME_LENGTH)
 SECRETS_SOURCE = ".streamlit/secrets.toml [auth.users]"
 
 
@@ -115,11 +115,14 @@ def parse_users(entries, source: str) -> dict[str, User]:
     """`entries` maps user names to {role, password_hash}; `source` names their origin in error messages."""
     if not isinstance(entries, Mapping):
         raise SettingsError(f"{source}: users must be a table of user names, each with role and password_hash")
-    users = {}
+    users, normalised = {}, {}
     for name, entry in entries.items():
         where = f"{source}: user {name!r}"
         if not USER_NAME.fullmatch(name):
-            raise SettingsError(f"{where}: a user name has 1 to 100 letters, digits, '.', '_', '@' or '-'")
+            raise SettingsError(f"{where}: a user name has 1 to {MAX_NAME_LENGTH} letters, digits, '.', '_', '@' "
+                                "or '-'")
+        if (same := normalised.setdefault(normalise_name(name), name)) != name:
+            raise SettingsError(f"{where}: the same name as {same!r} (names ignore case)")
         if not isinstance(entry, Mapping) or set(entry) != {"role", "password_hash"}:
             found = ", ".join(entry) if isinstance(entry, Mapping) else type(entry).__name__
             raise SettingsError(f"{where} needs exactly role and password_hash (found: {found or 'nothing'})")
@@ -162,62 +165,119 @@ def configured_users(app_secrets: Mapping | None = None) -> dict[str, User]:
 
 # ---- signing in
 
+def normalise_name(name: str) -> str:
+    """A typed user name as sign-in compares it: without surrounding blanks, NFKC-normalised and case-folded, so
+    " tina ", "tina\\t", "TINA" and a full-width "ｔｉｎａ" are all tina; SignInRefused for a name no user can have."""
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise SignInRefused(f"A user name has at most {MAX_NAME_LENGTH} characters.")
+    if any(unicodedata.category(char).startswith("C") for char in name):  # control, format (zero-width), unassigned
+        raise SignInRefused("A user name cannot contain control characters.")
+    return unicodedata.normalize("NFKC", name).casefold().strip()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """`free` failures cost nothing; each one after them makes the next try wait: `first` seconds, doubling with
+    every further failure up to `longest`. A growing wait rather than a lockout, so guessing someone's password
+    slows them down for at most `longest` instead of locking them out."""
+    free: int
+    first: float
+    longest: float
+
+    def wait(self, failures: int) -> float:
+        if failures < self.free:
+            return 0.0
+        return min(self.first * 2.0 ** min(failures - self.free, 64), self.longest)
+
+
+NAME_BACKOFF = Backoff(free=5, first=5.0, longest=60.0)  # the real user waits at most a minute
+CLIENT_BACKOFF = Backoff(free=20, first=5.0, longest=15 * 60.0)  # one guessing client waits up to 15 minutes
+
+
 @dataclass
 class _Failures:
-    count: int = 0  # failures in a row, since the last lockout
-    last: float = 0.0
-    locked_until: float = 0.0
+    count: int = 0  # failures in a row, counting tries still being checked
+    last: float = 0.0  # when the last try started
+    wait_until: float = 0.0
 
 
 class SignInLimiter:
-    """Failed sign-ins per user name: `max_failures` in a row lock the name for `lockout_seconds`.
+    """Failed sign-ins per user name and per client (an IP address), each slowed down by its Backoff.
 
-    One per server process, shared by every browser session (so a new tab does not start afresh);
-    safe to use from Streamlit's script threads. Names that do not exist are counted the same way.
+    A try is counted as a failure before its password is checked (`claim`) and forgiven when it succeeds, all
+    under one lock, so simultaneous guesses cannot slip past the count. One per server process, shared by every
+    browser session; names that do not exist are counted the same way. A count is forgotten `forget_after`
+    seconds after its wait ended without another try, so guessed names do not pile up (and a client that waits
+    out the longest wait every time is not forgiven).
     """
 
-    def __init__(self, max_failures: int = MAX_FAILURES, lockout_seconds: float = LOCKOUT_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
-        self.max_failures, self.lockout_seconds, self.clock = max_failures, lockout_seconds, clock
-        self._failures: dict[str, _Failures] = {}
+    def __init__(self, per_name: Backoff = NAME_BACKOFF, per_client: Backoff = CLIENT_BACKOFF,
+                 forget_after: float = 3600.0, clock: Callable[[], float] = time.monotonic):
+        self.backoff = {"name": per_name, "client": per_client}
+        self.forget_after, self.clock = forget_after, clock
+        self._failures: dict[tuple[str, str], _Failures] = {}
         self._lock = threading.Lock()
 
-    def locked_seconds(self, name: str) -> float:
-        """How much longer `name` is locked; 0 when it may try."""
-        with self._lock:
-            failures = self._failures.get(name)
-            return max(0.0, failures.locked_until - self.clock()) if failures else 0.0
+    def _keys(self, name: str, client: str) -> list[tuple[str, str]]:
+        return [("name", name)] + ([("client", client)] if client else [])  # "": a client not known
 
-    def failed(self, name: str) -> None:
-        now = self.clock()
+    def _wait(self, keys, now: float) -> float:
+        return max([self._failures[key].wait_until - now for key in keys if key in self._failures] + [0.0])
+
+    def wait_seconds(self, name: str, client: str = "") -> float:
+        """How long a try for `name` (normalised) from `client` must wait; 0 when it may try now."""
+        with self._lock:
+            return self._wait(self._keys(name, client), self.clock())
+
+    def claim(self, name: str, client: str = "") -> float:
+        """Either 0, and this try is counted as failed until `succeeded` says otherwise, or the seconds to wait
+        (and nothing is counted: trying while asked to wait does not make the wait longer)."""
+        now, keys = self.clock(), self._keys(name, client)
         with self._lock:
             self._forget_old(now)
-            failures = self._failures.setdefault(name, _Failures())
-            failures.count += 1
-            failures.last = now
-            if failures.count >= self.max_failures:
-                failures.count, failures.locked_until = 0, now + self.lockout_seconds
+            wait = self._wait(keys, now)
+            if wait > 0:
+                return wait
+            for kind, key in keys:
+                failures = self._failures.setdefault((kind, key), _Failures())
+                failures.count += 1
+                failures.last, failures.wait_until = now, now + self.backoff[kind].wait(failures.count)
+            return 0.0
 
-    def succeeded(self, name: str) -> None:
+    def succeeded(self, name: str, client: str = "") -> None:
+        """The right password: the name's failures are forgotten, and this try is not held against the client."""
         with self._lock:
-            self._failures.pop(name, None)
+            self._failures.pop(("name", name), None)
+            failures = self._failures.get(("client", client))
+            if failures:
+                failures.count = max(0, failures.count - 1)
+                failures.wait_until = failures.last + self.backoff["client"].wait(failures.count)
+
+    def tracked(self) -> int:
+        """How many names and clients have failures remembered."""
+        with self._lock:
+            return len(self._failures)
 
     def _forget_old(self, now: float) -> None:
-        """Failures older than a lockout period stop counting, so guessed names do not pile up."""
-        for name in [name for name, f in self._failures.items()
-                     if now - f.last >= self.lockout_seconds and now >= f.locked_until]:
-            del self._failures[name]
+        for key in [key for key, f in self._failures.items()
+                    if now - max(f.last, f.wait_until) >= self.forget_after]:
+            del self._failures[key]
 
 
-def sign_in(users: Mapping[str, User], limiter: SignInLimiter, name: str, password: str) -> User:
-    """The user with this name and password; SignInRefused when the name is locked or either is wrong."""
-    name = name.strip()
-    locked = limiter.locked_seconds(name)
-    if locked:
-        raise SignInRefused(f"Too many failed sign-ins for {name}: try again in {math.ceil(locked / 60)} min.")
-    user = users.get(name)
+def _wait_text(seconds: float) -> str:
+    return f"{math.ceil(seconds)} s" if seconds < 90 else f"{math.ceil(seconds / 60)} min"
+
+
+def sign_in(users: Mapping[str, User], limiter: SignInLimiter, name: str, password: str, client: str = "") -> User:
+    """The user with this name and password; SignInRefused when the name or the client must wait first, or either
+    is wrong. `client` says where the try comes from (an IP address; "" when not known)."""
+    key = normalise_name(name)
+    wait = limiter.claim(key, client)
+    if wait:
+        raise SignInRefused(f"Too many failed sign-ins: try again in {_wait_text(wait)}.")
+    user = next((u for n, u in users.items() if normalise_name(n) == key), None)
     if verify_password(password, user.password_hash if user else _decoy_hash()) and user:
-        limiter.succeeded(name)
+        limiter.succeeded(key, client)
         return user
-    limiter.failed(name)
     raise SignInRefused("Wrong user name or password.")

@@ -1,10 +1,13 @@
 """Passwords, users files, sign-in throttling and the hash-password command (emotion/accounts.py)."""
 import json
 import re
+import threading
+import time
 
 import pytest
 
-from emotion.accounts import (LOCAL_USER, SignInLimiter, SignInRefused, User, configured_users, hash_password,
+from emotion import accounts
+from emotion.accounts import (LOCAL_USER, Backoff, SignInLimiter, SignInRefused, User, configured_users, hash_password,
                               load_users_file, sign_in, verify_password)
 from emotion.settings import SettingsError
 from tests.conftest import run_module
@@ -55,36 +58,115 @@ def test_sign_in_checks_name_and_password(users):
             sign_in(users, limiter, name, password)
 
 
-def test_five_failures_lock_the_name_until_the_lockout_ends(users):
+def test_failures_slow_a_name_down_with_a_growing_capped_wait(users):
     clock = FakeClock()
-    limiter = SignInLimiter(max_failures=5, lockout_seconds=600, clock=clock)
-    for _ in range(5):
+    limiter = SignInLimiter(per_name=Backoff(free=3, first=2, longest=10), clock=clock)
+    for _ in range(3):
         with pytest.raises(SignInRefused, match="Wrong"):
             sign_in(users, limiter, "tina", "guess")
-    with pytest.raises(SignInRefused, match="Too many failed sign-ins for tina: try again in 10 min"):
-        sign_in(users, limiter, "tina", PASSWORD)  # even the right password
+    with pytest.raises(SignInRefused, match=r"Too many failed sign-ins: try again in 2 s\."):
+        sign_in(users, limiter, "tina", PASSWORD)  # even the right password waits
     assert sign_in(users, limiter, "ada", PASSWORD).name == "ada"  # other names are not affected
-    clock.now += 599
-    assert limiter.locked_seconds("tina") == pytest.approx(1)
+    waits = []
+    for _ in range(4):  # every failure after the free ones doubles the wait, up to `longest`
+        waits.append(limiter.wait_seconds("tina"))
+        clock.now += waits[-1]
+        with pytest.raises(SignInRefused, match="Wrong"):
+            sign_in(users, limiter, "tina", "guess")
+    assert waits == [2, 4, 8, 10]
+    clock.now += 9
+    with pytest.raises(SignInRefused, match="try again in 1 s"):
+        sign_in(users, limiter, "tina", "guess")  # a refused try does not make the wait longer
     clock.now += 1
     assert sign_in(users, limiter, "tina", PASSWORD).name == "tina"
+    assert limiter.wait_seconds("tina") == 0  # a success forgets the failures
 
 
-def test_success_resets_and_old_failures_expire(users):
+def test_names_are_compared_normalised_and_refused_when_no_user_can_have_them(users, monkeypatch):
+    limiter = SignInLimiter(per_name=Backoff(free=5, first=60, longest=60), clock=FakeClock())
+    for variant in [" tina ", "tina\t", "TINA", "Tina\n", "\uff54\uff49\uff4e\uff41"]:  # the last: full-width
+        with pytest.raises(SignInRefused, match="Wrong"):
+            sign_in(users, limiter, variant, "guess")
+    assert limiter.wait_seconds("tina") == 60  # all five counted for tina
+    assert sign_in(users, SignInLimiter(), "  TiNa\t", PASSWORD).name == "tina"
+    checked = []
+    monkeypatch.setattr(accounts, "verify_password", lambda *args: checked.append(args) or False)
+    with pytest.raises(SignInRefused, match="at most 100 characters"):
+        sign_in(users, limiter, "t" * 101, "guess")
+    for name in ["ti\x00na", "ti\u200bna", "ti\x1bna"]:
+        with pytest.raises(SignInRefused, match="control characters"):
+            sign_in(users, limiter, name, "guess")
+    assert not checked
+
+
+def test_concurrent_guesses_reach_the_password_check_only_as_often_as_allowed(users, monkeypatch):
+    limiter = SignInLimiter(per_name=Backoff(free=5, first=60, longest=60))
+    checks, lock = [], threading.Lock()
+
+    def slow_check(password, encoded):
+        with lock:
+            checks.append(password)
+        time.sleep(0.05)  # the real scrypt check takes about 0.1 s: time for the other guesses to pile in
+        return False
+
+    monkeypatch.setattr(accounts, "verify_password", slow_check)
+    start, outcomes = threading.Barrier(40), []
+
+    def guess(number: int) -> None:
+        start.wait()
+        try:
+            sign_in(users, limiter, "tina", f"guess {number}", client=f"10.0.0.{number}")
+        except SignInRefused as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(checks) <= 5 and len(outcomes) == 40
+    assert sum(o.startswith("Too many failed sign-ins") for o in outcomes) >= 35
+
+
+def test_the_real_user_still_signs_in_while_an_attacker_guesses(users):
     clock = FakeClock()
-    limiter = SignInLimiter(max_failures=3, lockout_seconds=60, clock=clock)
-    for _ in range(2):
-        limiter.failed("tina")
-    sign_in(users, limiter, "tina", PASSWORD)  # a success forgets the failures
-    limiter.failed("tina")
-    limiter.failed("tina")
-    clock.now += 61  # these two are old now
-    limiter.failed("tina")
-    assert limiter.locked_seconds("tina") == 0
-    limiter.failed("ghost")
-    limiter.failed("ghost")
-    limiter.failed("ghost")  # unknown names are locked the same way
-    assert limiter.locked_seconds("ghost") == 60
+    limiter = SignInLimiter(per_name=Backoff(free=5, first=1, longest=60),
+                            per_client=Backoff(free=20, first=60, longest=3600), clock=clock)
+    attacker, teacher = "203.0.113.9", "198.51.100.4"
+    for _ in range(40):  # guessing as fast as the limiter lets it, for hours
+        clock.now += max(limiter.wait_seconds("tina", attacker), 0.5)
+        with pytest.raises(SignInRefused):
+            sign_in(users, limiter, "tina", "guess", client=attacker)
+    assert limiter.wait_seconds("tina") <= 60  # the name waits at most a minute ...
+    clock.now += limiter.wait_seconds("tina")
+    assert sign_in(users, limiter, "tina", PASSWORD, client=teacher).name == "tina"  # ... then tina is in
+    assert limiter.wait_seconds("ada", attacker) > 600  # the attacker's client waits far longer
+
+
+def test_a_client_trying_many_names_is_slowed_down_and_others_are_not(users):
+    clock = FakeClock()
+    limiter = SignInLimiter(per_client=Backoff(free=20, first=30, longest=900), clock=clock)
+    for number in range(20):
+        with pytest.raises(SignInRefused, match="Wrong"):
+            sign_in(users, limiter, f"name{number}", "guess", client="203.0.113.9")
+    with pytest.raises(SignInRefused, match="try again in 30 s"):
+        sign_in(users, limiter, "ada", PASSWORD, client="203.0.113.9")
+    assert sign_in(users, limiter, "ada", PASSWORD, client="198.51.100.4").name == "ada"
+
+
+def test_old_failures_are_forgotten(users):
+    clock = FakeClock()
+    limiter = SignInLimiter(per_name=Backoff(free=2, first=60, longest=60), forget_after=3600, clock=clock)
+    for name in ("tina", "ghost"):  # unknown names are counted the same way
+        for _ in range(2):
+            with pytest.raises(SignInRefused, match="Wrong"):
+                sign_in(users, limiter, name, "guess")
+        assert limiter.wait_seconds(name) == 60
+    clock.now += 59 + 3600  # an hour after the wait ended
+    clock.now += 1
+    with pytest.raises(SignInRefused, match="Wrong"):
+        sign_in(users, limiter, "ghost", "guess")  # the first failure of a fresh count: no wait yet
+    assert limiter.wait_seconds("ghost") == 0 and limiter.tracked() == 1  # only ghost is remembered now
 
 
 def write(path, text: str):
@@ -120,6 +202,8 @@ def test_users_file_toml_and_json(tmp_path, tina_hash, monkeypatch):
     ("users.toml", "[users.tina]\nrole = 'teacher'\npassword_hash = 'scrypt$3$8$1$AA==$AA=='", "unusable scrypt"),
     ("users.toml", "[users.'tina smith']\nrole = 'teacher'\npassword_hash = 'HASH'", "a user name has"),
     ("users.json", '{"users": ["tina"]}', "users must be a table"),
+    ("users.toml", "[users.tina]\nrole = 'teacher'\npassword_hash = 'HASH'\n[users.Tina]\nrole = 'analyst'\n"
+                   "password_hash = 'HASH'", "user 'Tina': the same name as 'tina' (names ignore case)"),
 ])
 def test_users_file_errors_say_what_is_wrong(tmp_path, tina_hash, name, text, message):
     path = write(tmp_path / name, text.replace("HASH", tina_hash))

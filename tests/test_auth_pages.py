@@ -143,14 +143,33 @@ def test_sign_out_idle_timeout_and_a_changed_account(users, password_hash):
     assert "Your account was changed" in texts(at, "info") and not at.title
 
 
-def test_repeated_failures_lock_the_name(users):
+def test_repeated_failures_slow_the_name_down_without_locking_it(users):
     at = run(SESSIONS)
-    for _ in range(5):
-        sign_in(at, "tina", "guess")
+    for name in ["tina", " tina ", "tina\t", "TINA", "Tina"]:  # one name however it is typed
+        sign_in(at, name, "guess")
     sign_in(at, "tina")
-    assert "Too many failed sign-ins for tina: try again in 15 min." in texts(at, "error")
+    assert "Too many failed sign-ins: try again in " in texts(at, "error")
     assert not at.title
-    assert sign_in(at, "ada").title[0].value == "Sessions"  # another name is not locked
+    assert sign_in(at, "ada").title[0].value == "Sessions"  # another name does not wait
+
+
+def proxied_from(monkeypatch, chain: str) -> None:
+    """Requests as a reverse proxy passes them on: from loopback, the browser's address last in X-Forwarded-For."""
+    from streamlit.runtime.context import ContextProxy, StreamlitHeaders
+
+    monkeypatch.setattr(ContextProxy, "headers", property(lambda self: StreamlitHeaders(
+        [("Host", "class.example.org"), ("X-Forwarded-For", chain)])))
+
+
+def test_failures_are_counted_per_client_too(users, monkeypatch):
+    at = run(SESSIONS)
+    proxied_from(monkeypatch, "10.1.1.1, 203.0.113.7")  # the first address is whatever the client claimed
+    for number in range(20):
+        sign_in(at, f"guess{number}", "guess")
+    sign_in(at, "ada")
+    assert "Too many failed sign-ins: try again in " in texts(at, "error") and not at.title
+    proxied_from(monkeypatch, "203.0.113.7, 198.51.100.4")  # another browser behind the same proxy
+    assert sign_in(at, "ada").title[0].value == "Sessions"
 
 
 def test_users_from_the_app_secrets(monkeypatch, password_hash, database):
@@ -176,6 +195,19 @@ def test_without_users_sign_in_is_off_on_this_computer(database, runs_root, mode
     assert run(TRAINING).title[0].value == "Training"
 
 
+REFUSED_OFF = "Sign-in is off because no users are configured, so Class Mood serves only the computer it runs on"
+
+
+@pytest.fixture
+def server_address():
+    """Set Streamlit's server.address as `streamlit run --server.address` would; restored afterwards."""
+    from streamlit import config
+
+    before = config.get_option("server.address")
+    yield lambda address: config.set_option("server.address", address)
+    config.set_option("server.address", before)
+
+
 @pytest.mark.parametrize("address, refused", [("203.0.113.7", True), ("192.168.1.20", True),
                                               ("::ffff:127.0.0.1", False)])
 def test_without_users_only_this_computer_is_served(database, monkeypatch, address, refused):
@@ -184,9 +216,39 @@ def test_without_users_only_this_computer_is_served(database, monkeypatch, addre
     monkeypatch.delenv("CLASS_MOOD_USERS", raising=False)
     monkeypatch.setattr(ContextProxy, "ip_address", property(lambda self: address))  # AppTest has no real client
     at = run(SESSIONS)
-    assert ("Sign-in is off because no users are configured, so Class Mood serves only the computer it runs on"
-            in texts(at, "error")) == refused
+    assert (REFUSED_OFF in texts(at, "error")) == refused
     assert bool(at.title) != refused
+
+
+@pytest.mark.parametrize("address, refused", [(None, True), ("0.0.0.0", True), ("::", True), ("192.168.1.20", True),
+                                              ("127.0.0.1", False), ("localhost", False), ("::1", False)])
+def test_without_users_the_server_must_listen_on_loopback_only(database, monkeypatch, server_address, address,
+                                                                refused):
+    monkeypatch.delenv("CLASS_MOOD_USERS", raising=False)
+    server_address(address)
+    at = run(SESSIONS)
+    assert (REFUSED_OFF in texts(at, "error")) == refused and bool(at.title) != refused
+    if refused:
+        assert "server.address" in texts(at, "error")
+
+
+@pytest.mark.parametrize("headers", [
+    [("Host", "localhost:8501"), ("X-Forwarded-For", "203.0.113.7")],  # a proxy on this computer
+    [("Host", "localhost:8501"), ("Forwarded", "for=203.0.113.7")],
+    [("Host", "class.example.org")],  # a proxy that forwards nothing but the Host
+    [("Host", "127.0.0.1:8501"), ("Origin", "https://class.example.org")],  # ... or nothing but the browser's Origin
+    [("Host", "evil.example:8501"), ("Origin", "http://evil.example:8501")],  # DNS rebinding onto 127.0.0.1
+])
+def test_without_users_a_request_through_a_proxy_is_refused(database, monkeypatch, headers):
+    from streamlit.runtime.context import ContextProxy, StreamlitHeaders
+
+    monkeypatch.delenv("CLASS_MOOD_USERS", raising=False)
+    monkeypatch.setattr(ContextProxy, "headers", property(lambda self: StreamlitHeaders(headers)))
+    at = run(SESSIONS)
+    assert REFUSED_OFF in texts(at, "error") and not at.title
+    local = [("Host", "localhost:8501"), ("Origin", "http://localhost:8501")]  # a browser on this computer
+    monkeypatch.setattr(ContextProxy, "headers", property(lambda self: StreamlitHeaders(local)))
+    assert run(SESSIONS, at).title[0].value == "Sessions"
 
 
 def test_without_users_a_deployment_that_requires_sign_in_refuses(database, monkeypatch):

@@ -2,7 +2,9 @@
 
 Users, password hashes and sign-in throttling live in emotion/accounts.py. With no users configured,
 sign-in is off and the app serves only the computer it runs on, to one local user who may do
-everything; with CLASS_MOOD_REQUIRE_AUTH=1 that is a configuration error instead. A signed-in
+everything: only while Streamlit listens on loopback alone (server.address), and only to requests that
+show no sign of a proxy or of another host name; with CLASS_MOOD_REQUIRE_AUTH=1 no users is a
+configuration error instead. A signed-in
 browser session ends after CLASS_MOOD_IDLE_MINUTES without activity, or when the user's entry
 changes. Signing out forgets everything the browser session held (chosen sessions, a finished
 live session's charts), so the next person at that browser starts afresh; reloading the page
@@ -14,14 +16,19 @@ import ipaddress
 import time
 from collections.abc import Mapping
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import streamlit as st
+from streamlit import config
 
-from emotion.accounts import LOCAL_USER, SignInLimiter, SignInRefused, User, configured_users, sign_in
+from emotion.accounts import (LOCAL_USER, MAX_NAME_LENGTH, SignInLimiter, SignInRefused, User, configured_users,
+                              sign_in)
 from emotion.settings import SettingsError, idle_minutes, require_auth
-from ui.common import load_secrets
+from ui.common import load_secrets, plain
 
 SIGNED_IN = "signed_in"  # session state: {"name", "password_hash", "last_active" (time.time())}
+MAX_PASSWORD_LENGTH = 1024
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-Ip", "Via")
 
 
 @st.cache_resource(show_spinner=False)
@@ -47,10 +54,10 @@ def require_role(*roles: str) -> User:
         return _local_user(required)
     user = _signed_in_user(users, idle_seconds) or _sign_in_form(users)
     with st.sidebar:
-        st.caption(f"Signed in as **{user.name}** ({user.role})")
+        st.caption(f"Signed in as **{plain(user.name)}** ({user.role})")
         st.button("Sign out", key="sign-out", on_click=st.session_state.clear)
     if user.role not in roles:
-        _refuse(f"This page is for the role(s) {', '.join(roles)}; {user.name} has the role {user.role}.")
+        _refuse(plain(f"This page is for the role(s) {', '.join(roles)}; {user.name} has the role {user.role}."))
     return user
 
 
@@ -65,24 +72,60 @@ def _local_user(required: bool) -> User:
     if required:
         _refuse("Sign-in is required here (CLASS_MOOD_REQUIRE_AUTH) but no users are configured: add "
                 "[auth.users.NAME] tables to .streamlit/secrets.toml or name a users file in CLASS_MOOD_USERS.")
-    if _browser_elsewhere():
-        _refuse("Sign-in is off because no users are configured, so Class Mood serves only the computer it "
-                "runs on. Configure users to use it from elsewhere (README: 'Sign-in, roles and privacy').")
+    if problem := _not_this_computer():
+        _refuse(plain(f"Sign-in is off because no users are configured, so Class Mood serves only the computer it "
+                      f"runs on, and {problem}. Configure users to use it from elsewhere (README: 'Sign-in, roles "
+                      "and privacy')."))
     st.sidebar.caption("sign-in off: no users configured")
     return LOCAL_USER
 
 
-def _browser_elsewhere() -> bool:
-    """Whether the browser is on another computer. st.context gives no address for loopback
-    (nor without a client, as under AppTest); an address it cannot parse counts as elsewhere."""
-    address = st.context.ip_address
-    if not isinstance(address, str):
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+def _is_loopback(host: str | None) -> bool:
+    """Whether a host name or address is this computer's loopback (IPv4-mapped IPv6 too)."""
+    if host == "localhost":
         return True
-    return not (ip.is_loopback or getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+    try:
+        ip = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+
+
+def _host(value: str, header: str) -> str | None:
+    try:
+        return urlsplit(value if header == "Origin" else f"//{value}").hostname
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        return None
+
+
+def _not_this_computer() -> str:
+    """Why this request may come from elsewhere ("" when nothing says so). The TCP peer alone proves nothing: a
+    reverse proxy on this computer makes every browser look local. So the server must listen on loopback only,
+    and a request must carry no proxy header and name this computer in Host and Origin (which browsers send,
+    and which also stops DNS rebinding). Without a request (AppTest) only the listening address is checked."""
+    address = config.get_option("server.address")
+    if not _is_loopback(address):
+        return f"the server listens on {address or 'every network interface'} (server.address), not on loopback only"
+    headers = st.context.headers
+    if proxied := [name for name in PROXY_HEADERS if name in headers]:
+        return f"this request came through a proxy ({', '.join(proxied)})"
+    for header in ("Host", "Origin"):
+        if header in headers and not _is_loopback(_host(headers[header], header)):
+            return (f"the page was opened as {headers[header]} ({header}); open it as "
+                    f"http://localhost:{config.get_option('server.port')}")
+    ip = st.context.ip_address  # None for loopback; not a str without a client (AppTest)
+    if isinstance(ip, str) and not _is_loopback(ip):
+        return f"the browser is at {ip}"
+    return ""
+
+
+def _client() -> str:
+    """Where a sign-in comes from, to count failures per client: the address a reverse proxy added last to
+    X-Forwarded-For (the one it saw; the earlier ones are whatever the client claimed), else the TCP peer."""
+    hops = [hop.strip() for value in st.context.headers.get_all("X-Forwarded-For") for hop in value.split(",")]
+    hops = [hop for hop in hops if hop]
+    ip = st.context.ip_address
+    return (hops[-1] if hops else ip if isinstance(ip, str) else "localhost")[:100]
 
 
 def _signed_in_user(users: Mapping[str, User], idle_seconds: float) -> User | None:
@@ -108,14 +151,15 @@ def _sign_in_form(users: Mapping[str, User]) -> User:
     """Show the sign-in form and stop; a successful sign-in reruns the page signed in."""
     with st.form("sign-in"):
         st.subheader("Sign in to Class Mood")
-        name = st.text_input("User name", key="sign-in-name", autocomplete="username")
-        password = st.text_input("Password", type="password", key="sign-in-password", autocomplete="current-password")
+        name = st.text_input("User name", key="sign-in-name", autocomplete="username", max_chars=MAX_NAME_LENGTH)
+        password = st.text_input("Password", type="password", key="sign-in-password", autocomplete="current-password",
+                                 max_chars=MAX_PASSWORD_LENGTH)
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         try:
-            user = sign_in(users, _limiter(), name, password)
+            user = sign_in(users, _limiter(), name, password, client=_client())
         except SignInRefused as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         else:
             st.session_state[SIGNED_IN] = {"name": user.name, "password_hash": user.password_hash,
                                            "last_active": time.time()}

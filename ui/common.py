@@ -1,6 +1,7 @@
 """Streamlit helpers shared by the dashboard and its pages (the core stays in emotion/ and training/)."""
 from __future__ import annotations
 
+import html
 import os
 import re
 from pathlib import Path
@@ -13,6 +14,29 @@ PRIVACY_NOTE = ("Privacy: Class Mood stores no images or video, only numbers: pe
                 "per-minute numbers for pseudonymous student ids that exist only within one session.")
 PRIVACY_ACKNOWLEDGED = "privacy_notice_acknowledged"  # session-state flag: once per browser session
 RETENTION_CHECK_SECONDS = 3600
+# What makes Markdown out of text on one line, as Streamlit renders it (CommonMark, GFM, LaTeX, directives):
+MARKDOWN_SYNTAX = re.compile(r"""[\\`*~\[\]{}<>&$|@#]  # escapes, code, emphasis, links, directives, HTML, LaTeX, tables,
+                                                    # mail links, headings
+                               | (?<![^\W_])_ | _(?![^\W_])  # "_" except inside a word, where it is never emphasis
+                               | :(?=//) | (?<=www)\.  # what turns http://... and www.... into links
+                               """, re.VERBOSE | re.IGNORECASE)
+LINE_START_SYNTAX = re.compile(r"^(\d*)([-+.)])")  # list items: "- x", "+ x", "1. x", "1) x"
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def plain(text) -> str:
+    """User text (titles, names, file names, messages quoting them) for any element or label that renders Markdown,
+    shown as typed: the characters that could start Markdown syntax are backslash-escaped (CommonMark lets any ASCII
+    punctuation be), the rest stays as it is, so messages read the same in code and tests; control characters
+    (line breaks too) become spaces, so nothing can start a new block. Written here because neither Streamlit nor
+    markdown-it-py offers an escape function."""
+    text = MARKDOWN_SYNTAX.sub(r"\\\g<0>", CONTROL.sub(" ", str(text)).strip())
+    return LINE_START_SYNTAX.sub(r"\1\\\2", text)
+
+
+def chart_label(text) -> str:
+    """User text for a Plotly legend or hover label, which render a subset of HTML (links among it): shown as typed."""
+    return html.escape(str(text))
 
 
 def load_secrets() -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from itertools import zip_longest
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,6 +21,9 @@ from emotion.labels import EMOTIONS
 SESSION_COLUMNS = ["session_id", "minute", "minute_start", "frames", "faces", "students", *EMOTIONS, "dominant"]
 STUDENT_COLUMNS = ["session_id", "track_id", "minute", "faces", *EMOTIONS, "dominant"]
 SUM_TOLERANCE = 0.01
+SESSION_ID_LENGTH = 100
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # a line break in an id would split its row in a CSV
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets take for the start of a formula (OWASP)
 MAX_WHOLE = 2**31 - 1  # the largest INTEGER every supported database stores
 
 
@@ -50,9 +54,22 @@ def student_rows(session_id: str, students: list[StudentMinute]) -> list[dict]:
              **{e: round(s.shares[e], 6) for e in EMOTIONS}, "dominant": s.dominant} for s in students]
 
 
+def _neutralised(cell):
+    """A text cell a spreadsheet would run as a formula, with a ' in front (OWASP's advice; a cell already starting
+    with ' gets one more, so that `_unneutralised` is exact). Numbers are left alone: -1.5 is no formula. Written
+    here: defusedcsv would replace pandas' writer and also rewrite cells holding | or %."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith((*FORMULA_START, "'")) else cell
+
+
+def _unneutralised(cell: str) -> str:
+    """The text `_neutralised` was given."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_START, "'")) else cell
+
+
 def to_csv_bytes(rows: list[dict], columns: list[str] = SESSION_COLUMNS) -> bytes:
-    """Rows -> CSV text with exactly `columns` in order (empty cells for missing shares)."""
-    return pd.DataFrame(rows, columns=columns).to_csv(index=False).encode("utf-8")
+    """Rows -> CSV text with exactly `columns` in order (empty cells for missing shares); every CSV the project
+    writes goes through here, so none has a text cell a spreadsheet would run as a formula."""
+    return pd.DataFrame(rows, columns=columns).map(_neutralised).to_csv(index=False).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -92,7 +109,7 @@ def parse_session_csv(data: bytes | str, name: str = "the CSV") -> ImportedSessi
         return SessionCsvError(f"{name} row {row}, column {column}: {problem}")
 
     first_row, (session_id, *_) = records[1]
-    session_id = session_id.strip()
+    session_id = _unneutralised(session_id.strip())
     minutes, rows_of_minute, starts = [], {}, {}
     for row, cells in records[1:]:
         if len(cells) != len(SESSION_COLUMNS):
@@ -103,8 +120,14 @@ def parse_session_csv(data: bytes | str, name: str = "the CSV") -> ImportedSessi
                              f"unexpected extra cell {cells[len(SESSION_COLUMNS)]!r} "
                              f"(the row has {len(cells)} cells, expected {len(SESSION_COLUMNS)})")
         record = {column: cell.strip() for column, cell in zip(SESSION_COLUMNS, cells)}
+        record["session_id"] = _unneutralised(record["session_id"])
         if not record["session_id"]:
             raise cell_error(row, "session_id", "is empty")
+        if CONTROL_CHARACTER.search(record["session_id"]):
+            raise cell_error(row, "session_id", f"{record['session_id']!r} has a control character")
+        if len(record["session_id"]) > SESSION_ID_LENGTH:
+            raise cell_error(row, "session_id", f"has {len(record['session_id'])} characters, at most "
+                                                f"{SESSION_ID_LENGTH}")
         if record["session_id"] != session_id:
             raise cell_error(row, "session_id", f"{record['session_id']!r} differs from {session_id!r} in row "
                                                 f"{first_row}: a session CSV holds one session")

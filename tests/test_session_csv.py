@@ -111,6 +111,8 @@ BAD_CSVS = {
     "short row": (good_csv().replace(",happy\n", "\n", 1), r"row 2, column dominant: missing"),
     "bad time": (edited(5, "minute_start", "yesterday"), r"row 5, column minute_start: 'yesterday' is not an ISO"),
     "two sessions": (edited(6, "session_id", "other"), r"row 6, column session_id: 'other' differs"),
+    "long session id": (edited(2, "session_id", "x" * 101), r"row 2, column session_id: has 101 characters, at most 100"),
+    "control character": (good_csv().replace("abc123", '"a\rb"', 1), r"row 2, column session_id: 'a\\rb' has a contr"),
 }
 
 
@@ -124,6 +126,29 @@ def test_bad_csv_is_refused_naming_row_and_column_and_stores_nothing(name, store
     error = capsys.readouterr().err
     assert error.startswith("error: bad.csv ") and re.search(message, error), error
     assert len(store.list_sessions()) == before
+
+
+@pytest.mark.parametrize("session_id", ["=1+1", "+44 20", "-2", "@SUM(A1:A9)", '=HYPERLINK("http://host", "x")',
+                                        "'=x", "'abc"])
+def test_formula_cells_are_neutralised_and_import_back(session_id):
+    data = to_csv_bytes(minute_rows(session_id, STARTED, CLASS_MINUTES))
+    ids = [row[0] for row in csv.reader(io.StringIO(data.decode(), newline=""))][1:]
+    assert ids == [("'" + session_id) if session_id[0] in "=+-@'" else session_id] * len(CLASS_MINUTES)
+    assert parse_session_csv(data).session_id == session_id
+
+
+def test_only_text_cells_are_neutralised_never_numbers():
+    rows = [{"number": -1.5, "whole": -3, "text": "-1.5", "formula": "=1", "tab": "\t=1", "plain": "a=1"}]
+    assert to_csv_bytes(rows, list(rows[0])).decode().splitlines()[1] == "-1.5,-3,'-1.5,'=1,'\t=1,a=1"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(codec="utf-8", exclude_categories=["Cc", "Cs"]), min_size=1, max_size=100)
+       .filter(lambda text: text == text.strip()))
+def test_any_session_id_round_trips_and_never_starts_a_formula(session_id):
+    data = to_csv_bytes(minute_rows(session_id, STARTED, CLASS_MINUTES[:2]))
+    assert all(row[0][0] not in "=+-@\t\r" for row in csv.reader(io.StringIO(data.decode(), newline="")))
+    assert parse_session_csv(data).session_id == session_id
 
 
 def test_good_csv_parses_to_the_minutes():

@@ -17,9 +17,10 @@ from emotion.jobs import VideoJob  # noqa: E402
 from emotion.live import LiveSession  # noqa: E402
 from emotion.session import SessionSettings  # noqa: E402
 from emotion.settings import SettingsError, ice_servers  # noqa: E402
+from emotion.store import TITLE_LENGTH  # noqa: E402
 from emotion.video import VIDEO_SUFFIXES, VideoError, probe  # noqa: E402
 from ui.auth import keep_alive, require_role  # noqa: E402
-from ui.common import (PRIVACY_NOTE, get_classifier, get_store, privacy_notice_acknowledged,  # noqa: E402
+from ui.common import (PRIVACY_NOTE, get_classifier, get_store, plain, privacy_notice_acknowledged,  # noqa: E402
                        upload_limit_mb)
 from ui.jobs import describe, sidebar_jobs, video_jobs  # noqa: E402
 from ui.mood_view import download_csv, show_alerts, show_mood  # noqa: E402
@@ -35,7 +36,8 @@ st.caption(PRIVACY_NOTE)
 # ---- sidebar: settings
 with st.sidebar:
     st.header("Settings")
-    title = st.text_input("Class name", value="My class", help="Stored with the session; editable later.")
+    title = st.text_input("Class name", value="My class", help="Stored with the session; editable later.",
+                          max_chars=TITLE_LENGTH)
     source = st.radio("Video source", ["Camera", "Recorded video", "Call window (this computer)"],
                       help="Camera: your webcam or a virtual camera (e.g. OBS window capture of the call gallery).")
     with st.expander("Analysis", expanded=True):
@@ -70,7 +72,7 @@ store = get_store()
 with st.sidebar:
     if classifier:
         accuracy = f"{classifier.val_accuracy:.1%}" if classifier.val_accuracy is not None else "unknown"
-        st.caption(f"Model: **{classifier.name}** — validation accuracy {accuracy}")
+        st.caption(f"Model: **{plain(classifier.name)}** — validation accuracy {accuracy}")
 if classifier is None:
     st.info("Choose or train a model on the Training page, or restore the shipped default there.")
     st.stop()
@@ -183,9 +185,9 @@ def video_source() -> None:
     jobs = video_jobs()
     if upload is not None:
         try:
-            st.caption(f"{upload.name}: {probe(upload).describe()}")
+            st.caption(f"{plain(upload.name)}: {probe(upload).describe()}")
         except VideoError as exc:
-            st.error(f"This video cannot be analysed: {exc}")
+            st.error(f"This video cannot be analysed: {plain(exc)}")
             upload = None
     busy = any(job.running for job in jobs.of(user.name))
     if upload is not None and st.button("Analyse video", type="primary", disabled=busy,

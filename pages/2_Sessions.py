@@ -23,11 +23,11 @@ from emotion.aggregate import MinuteMood, StudentMinute  # noqa: E402
 from emotion.alerts import AlertRule  # noqa: E402
 from emotion.analysis import mood_changes, summarize  # noqa: E402
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS  # noqa: E402
-from emotion.session_csv import (STUDENT_COLUMNS, SessionCsvError, parse_session_csv, student_rows,  # noqa: E402
-                                 to_csv_bytes)
+from emotion.session_csv import (STUDENT_COLUMNS, ImportedSession, SessionCsvError, parse_session_csv,  # noqa: E402
+                                 student_rows, to_csv_bytes)
 from emotion.store import TITLE_LENGTH, Alert, SessionInfo, SessionNotFound, SessionStore  # noqa: E402
 from ui.auth import require_role  # noqa: E402
-from ui.common import PRIVACY_NOTE, get_store  # noqa: E402
+from ui.common import PRIVACY_NOTE, chart_label, get_store, plain  # noqa: E402
 from ui.mood_view import download_csv  # noqa: E402
 
 user = require_role("teacher", "analyst", "developer")  # a teacher sees their own sessions only
@@ -35,6 +35,7 @@ user = require_role("teacher", "analyst", "developer")  # a teacher sees their o
 CHOSEN = "chosen_sessions"  # session-state key of the session picker
 NOTICES = "sessions_notices"  # outcomes of button callbacks, shown at the top of the next run
 MAX_CHOSEN = 3
+MAX_CSV_MB = 20  # a day of 10-second minutes is under 1 MB; parsing takes some 30 times the file's size in memory
 TOP_EMOTION = "top emotion"
 BROWSER_PNG_HINT = "The camera icon above each chart still saves it as PNG from your browser."
 log = logging.getLogger(__name__)
@@ -73,13 +74,14 @@ def act(action: Callable[[], None], done: str) -> None:
     except SessionNotFound:
         notices.append(("warning", "That session no longer exists; it was deleted meanwhile."))
     except ValueError as exc:
-        notices.append(("error", str(exc)))
+        notices.append(("error", plain(exc)))
     except SQLAlchemyError as exc:
         log.exception("session store change failed")
-        notices.append(("error", f"The session database refused the change: {str(exc).splitlines()[0]}"))
+        notices.append(("error", f"The session database refused the change: {plain(str(exc).splitlines()[0])}"))
     except Exception as exc:  # a callback's traceback would reach the page: say what failed instead
         log.exception("session store change failed")
-        notices.append(("error", f"The change failed ({type(exc).__name__}: {exc}); details are in the server log."))
+        notices.append(("error", f"The change failed ({type(exc).__name__}: {plain(exc)}); details are in the "
+                                 "server log."))
     else:
         notices.append(("success", done))
 
@@ -103,35 +105,51 @@ def pick_sessions(sessions: list[SessionInfo]) -> list[SessionInfo]:
     return [by_id[i] for i in chosen]
 
 
+def parsed(upload) -> ImportedSession | str:
+    """The uploaded CSV's session, or why it is none; parsed once per upload (Streamlit's file_id), not on every
+    rerun, and only the latest upload's result is kept."""
+    results = st.session_state.setdefault("parsed_uploads", {})
+    if upload.file_id not in results:
+        results.clear()
+        if upload.size > MAX_CSV_MB << 20:  # the uploader's own limit is checked only by the browser
+            results[upload.file_id] = (f"{upload.name} is {upload.size / 2**20:.1f} MB, over the {MAX_CSV_MB} MB "
+                                       "limit for a session CSV")
+        else:
+            try:
+                results[upload.file_id] = parse_session_csv(upload.getvalue(), upload.name)
+            except SessionCsvError as exc:
+                results[upload.file_id] = str(exc)
+    return results[upload.file_id]
+
+
 def uploaded_view(store: SessionStore, expanded: bool, owner: str) -> SessionView | None:
     """A session CSV dropped on the page: validated, shown beside the chosen sessions, stored on request
     as a session of `owner`."""
     with st.expander("Upload a session CSV", expanded=expanded):
         upload = st.file_uploader("Session CSV (as exported here or by `python -m emotion`)", type=["csv"],
-                                  key="upload")
+                                  key="upload", max_upload_size=MAX_CSV_MB)
         if upload is None:
             return None
-        try:
-            imported = parse_session_csv(upload.getvalue(), upload.name)
-        except SessionCsvError as exc:
-            st.error(f"Not imported: {exc}")
+        imported = parsed(upload)
+        if isinstance(imported, str):
+            st.error(f"Not imported: {plain(imported)}")
             return None
         stored = st.session_state.setdefault("stored_uploads", {})
         if upload.file_id in stored:
-            st.success(f"{upload.name} is stored as session {stored[upload.file_id]}.")
+            st.success(f"{plain(upload.name)} is stored as session {stored[upload.file_id]}.")
             return None
-        st.success(f"{upload.name}: {len(imported.minutes)} valid minute(s), shown below.")
+        st.success(f"{plain(upload.name)}: {len(imported.minutes)} valid minute(s), shown below.")
         st.text_input("Title", value=Path(upload.name).stem[:TITLE_LENGTH], key="upload-title",
                       max_chars=TITLE_LENGTH)
 
         def store_upload() -> None:
             session_id = store.import_session(imported, title=st.session_state["upload-title"],
-                                              source_name=upload.name, owner=owner)
+                                              source_name=upload.name[:TITLE_LENGTH], owner=owner)
             stored[upload.file_id] = session_id
             st.session_state[CHOSEN] = [session_id]
 
         st.button("Store as a session", key="upload-store", on_click=act,
-                  args=(store_upload, f"Stored {upload.name} as a session."))
+                  args=(store_upload, f"Stored {plain(upload.name)} as a session."))
     return SessionView("upload", imported.session_id, f"{upload.name} (uploaded)", imported.started,
                        imported.minute_seconds, imported.minutes, [], [])
 
@@ -213,7 +231,7 @@ def manage(store: SessionStore, info: SessionInfo, minute_count: int) -> None:
         if info.status == "live":
             st.caption("This session is still being recorded; it can be deleted once it has ended.")
             return
-        confirmed = st.checkbox(f"Yes, delete “{info.title}” with its {minute_count} minute(s), per-student rows and "
+        confirmed = st.checkbox(f"Yes, delete “{plain(info.title)}” with its {minute_count} minute(s), per-student rows and "
                                 "alerts; this cannot be undone", key=f"{info.id}-confirm-delete")
 
         def delete() -> None:
@@ -221,15 +239,15 @@ def manage(store: SessionStore, info: SessionInfo, minute_count: int) -> None:
             st.session_state[CHOSEN] = [i for i in st.session_state.get(CHOSEN, []) if i != info.id]
 
         st.button("Delete session", key=f"{info.id}-delete", type="primary", disabled=not confirmed, on_click=act,
-                  args=(delete, f"Deleted “{info.title}”."))
+                  args=(delete, f"Deleted “{plain(info.title)}”."))
 
 
 def show_session(store: SessionStore, view: SessionView, threshold: float, student_emotion: str) -> None:
-    st.subheader(view.title)
+    st.subheader(plain(view.title))
     if view.info:
         details = [f"started {view.info.started_at:%Y-%m-%d %H:%M} UTC", view.info.status,
                    f"{view.minute_seconds:.0f} s minutes"]
-        st.caption(" · ".join(details + ([f"model {view.info.model_name}"] if view.info.model_name else [])))
+        st.caption(" · ".join(details + ([f"model {plain(view.info.model_name)}"] if view.info.model_name else [])))
     if not view.minutes:
         st.info("No minutes were recorded in this session.")
     else:
@@ -248,8 +266,8 @@ def show_session(store: SessionStore, view: SessionView, threshold: float, stude
 def compare(views: list[SessionView]) -> None:
     st.subheader("Comparison")
     emotion = st.selectbox("Emotion to compare", EMOTIONS, index=EMOTIONS.index("happy"), key="compare-emotion")
-    st.plotly_chart(charts.emotion_comparison([(v.title, v.minutes) for v in views], emotion), key="compare-chart",
-                    width="stretch")
+    st.plotly_chart(charts.emotion_comparison([(chart_label(v.title), v.minutes) for v in views], emotion),
+                    key="compare-chart", width="stretch")
 
 
 def main() -> None:
@@ -282,8 +300,8 @@ try:
     main()
 except SQLAlchemyError as exc:
     log.exception("analyst page: session database error")
-    st.error(f"The session database could not be read: {str(exc).splitlines()[0]}")
+    st.error(f"The session database could not be read: {plain(str(exc).splitlines()[0])}")
 except Exception as exc:  # the page shows a message, the server log keeps the traceback
     log.exception("analyst page failed")
-    st.error(f"Something went wrong while showing the sessions ({type(exc).__name__}: {exc}). "
+    st.error(f"Something went wrong while showing the sessions ({type(exc).__name__}: {plain(exc)}). "
              "The details are in the server log.")

@@ -8,12 +8,13 @@ from datetime import timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from streamlit.testing.v1 import AppTest
 
 from emotion.cli import main as cli
 from emotion.labels import EMOTIONS
 from emotion.session_csv import (SESSION_COLUMNS, STUDENT_COLUMNS, SessionCsvError, minute_rows, parse_session_csv,
                                  to_csv_bytes)
-from tests.conftest import run_module
+from tests.conftest import REPO, run_module
 from tests.sessions import CLASS_MINUTES, STARTED, class_students
 
 
@@ -169,3 +170,20 @@ def test_any_text_is_either_a_session_or_a_session_csv_error(data):
         parse_session_csv(data)
     except SessionCsvError:
         pass
+
+
+def test_the_sessions_page_parses_an_upload_once_and_refuses_one_over_20_mb(database, monkeypatch):
+    from emotion import session_csv
+
+    parsed, parse = [], session_csv.parse_session_csv
+    monkeypatch.setattr(session_csv, "parse_session_csv", lambda data, name: parsed.append(name) or parse(data, name))
+    at = AppTest.from_file(str(REPO / "pages/2_Sessions.py"), default_timeout=60).run()
+    good = to_csv_bytes(minute_rows("lab", STARTED, CLASS_MINUTES))
+    at.file_uploader(key="upload").set_value(("lab.csv", good, "text/csv")).run()
+    at.slider(key="threshold").set_value(0.3).run()  # reruns of the page ...
+    at.selectbox(key="student-emotion").set_value("happy").run()
+    assert parsed == ["lab.csv"]  # ... do not parse the upload again
+    assert f"lab.csv: {len(CLASS_MINUTES)} valid minute(s), shown below." in [s.value for s in at.success]
+    at.file_uploader(key="upload").set_value(("big.csv", good + b"\n" * (20 << 20), "text/csv")).run()
+    assert not at.exception and parsed == ["lab.csv"]
+    assert "Not imported: big.csv is 20.0 MB, over the 20 MB limit for a session CSV" in at.error[0].value

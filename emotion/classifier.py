@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion.calibration import calibrate, check_calibration
 from emotion.labels import EMOTIONS
 from emotion.model_io import ModelFileError, load_keras_model, read_metadata
 from emotion.preprocess import prepare_faces
@@ -36,9 +37,11 @@ def _file_digest(path: Path) -> str:
 
 
 class EmotionClassifier:
-    """Face crops -> (N, 7) probabilities in EMOTIONS order."""
+    """Face crops -> (N, 7) probabilities in EMOTIONS order, calibrated when the model's metadata
+    holds a calibration (`calibrated=False` gives the network's own outputs, to fit one)."""
 
-    def __init__(self, model, *, path: Path | None = None, metadata: dict | None = None, backend: str = "tensorflow"):
+    def __init__(self, model, *, path: Path | None = None, metadata: dict | None = None, backend: str = "tensorflow",
+                 calibrated: bool = True):
         import tensorflow as tf
 
         if backend not in BACKENDS:
@@ -52,6 +55,11 @@ class EmotionClassifier:
         labels = self.metadata.get("labels", list(EMOTIONS))
         if list(labels) != list(EMOTIONS):
             raise ModelFileError(f"{path}: model labels {labels} differ from {list(EMOTIONS)}")
+        self.calibration = self.metadata.get("calibration") if calibrated else None
+        try:
+            check_calibration(self.calibration)
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
         # One traced graph for every batch size; eager calls are ~20x slower at batch 1.
         spec = tf.TensorSpec((None, self.input_size, self.input_size, 3), tf.float32)
         self._tf_forward = tf.function(tf.autograph.experimental.do_not_convert(lambda x: model(x, training=False)),
@@ -92,13 +100,14 @@ class EmotionClassifier:
         self.backend = "onnx"
 
     @classmethod
-    def load(cls, path: str | Path | None = None, backend: str = "auto") -> "EmotionClassifier":
+    def load(cls, path: str | Path | None = None, backend: str = "auto", *,
+             calibrated: bool = True) -> "EmotionClassifier":
         """Load `path`, or the active model of the registry when None."""
         from emotion.registry import active_model_path
 
         path = Path(path) if path else active_model_path()
         model = load_keras_model(path)
-        return cls(model, path=path, metadata=read_metadata(path), backend=backend)
+        return cls(model, path=path, metadata=read_metadata(path), backend=backend, calibrated=calibrated)
 
     @property
     def name(self) -> str:
@@ -115,4 +124,4 @@ class EmotionClassifier:
         outputs = [self._forward(prepare_faces(crops[start:start + batch_size], self.input_size,
                                               crop_size=self.crop_size))
                    for start in range(0, len(crops), batch_size)]
-        return np.concatenate(outputs).astype(np.float32)
+        return calibrate(np.concatenate(outputs).astype(np.float32), self.calibration)

@@ -4,7 +4,8 @@
 
 Both models are evaluated on the same `val` split through the inference path (float16 storage
 included), and the new one replaces the shipped file only if its accuracy is higher: git keeps
-every version that was shipped.
+every version that was shipped. The shipped metadata gets the candidate's probability calibration,
+fitted on that split (training/calibration.py).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def main(argv=None) -> int:
     from emotion.classifier import EmotionClassifier
     from emotion.model_io import copy_model, read_metadata
     from emotion.registry import SHIPPED_MODEL
+    from training.calibration import calibration_of
     from training.data import load_split
     from training.evaluate import evaluate
 
@@ -37,7 +39,7 @@ def main(argv=None) -> int:
         return 2
     data = args.data or read_metadata(best).get("data", {}).get("path")
     faces = load_split(data, args.split)
-    candidate, _ = evaluate(EmotionClassifier.load(best), faces)
+    candidate, probabilities = evaluate(EmotionClassifier.load(best, calibrated=False), faces)
     print(f"candidate {best}: {args.split} accuracy {candidate['accuracy']:.4f}")
     if SHIPPED_MODEL.is_file():
         shipped, _ = evaluate(EmotionClassifier.load(SHIPPED_MODEL), faces)
@@ -45,9 +47,10 @@ def main(argv=None) -> int:
         if candidate["accuracy"] <= shipped["accuracy"] and not args.force:
             print("not shipped: the candidate is not better")
             return 1
+    calibration = calibration_of(probabilities, faces)
     copy_model(best, SHIPPED_MODEL, {**read_metadata(best), "file": SHIPPED_MODEL.name,
                                      "val_accuracy": candidate["accuracy"], "validation": candidate,
-                                     "run_path": str(best.parent)})
+                                     "calibration": calibration, "run_path": str(best.parent)})
     print(f"shipped as {SHIPPED_MODEL} ({SHIPPED_MODEL.stat().st_size / 1e6:.1f} MB)")
     return 0
 

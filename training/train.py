@@ -391,6 +391,8 @@ def main(argv=None) -> int:
     report_progress(state["epoch"], 0, "finished")
     print(f"finished: best val accuracy {state['best_val_accuracy']:.4f} at epoch {state['best_epoch']}; "
           f"model in {run / 'best.keras'}")
+    from training.calibration import calibrate_run  # the best model's probability calibration, in its metadata
+    calibrate_run(run, val)
     return 0
 
 

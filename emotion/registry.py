@@ -3,7 +3,8 @@
 Every `.keras` (or legacy `.h5`) file in the models folder is a registered model
 with its JSON metadata beside it. `active.txt` in that folder names the model
 the dashboard uses; without it (or when it names a file that is gone) the
-shipped default is used. The choice is read on every new session, so the live
+shipped default is used. It holds a file name in the folder and nothing else:
+a path elsewhere (absolute, or with '..') is refused with a ModelFileError. The choice is read on every new session, so the live
 dashboard picks up an activation without a restart.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from emotion.model_io import metadata_path, read_metadata
+from emotion.model_io import ModelFileError, metadata_path, read_metadata
 from emotion.settings import REPO_ROOT
 
 SHIPPED_MODEL = REPO_ROOT / "weights" / "inceptionv3_fer2013.keras"
@@ -60,7 +61,11 @@ def active_model_path(folder: Path | None = None) -> Path:
     folder = folder or models_dir()
     pointer = folder / ACTIVE_FILE
     if pointer.is_file():
-        chosen = folder / pointer.read_text().strip()
+        name = pointer.read_text(errors="replace").strip()
+        if name and (Path(name).name != name or name in (".", "..")):  # empty: no choice, the default
+            raise ModelFileError(f"{pointer} names {name[:200]!r}, which is not the name of a model file in {folder}; "
+                                 "activate a model on the Training page or restore the shipped default there")
+        chosen = folder / name
         if chosen.is_file():
             return chosen
     in_folder = folder / SHIPPED_MODEL.name

@@ -27,6 +27,7 @@ from training.upload import MAX_UPLOAD_BYTES, datasets_root, save_upload  # noqa
 from training.views import (compare_f1, compare_table, confusion_heatmap, learning_curves, models_table,  # noqa: E402
                             per_class_frame)
 from ui.auth import require_role  # noqa: E402
+from ui.common import plain  # noqa: E402
 
 require_role("developer")
 
@@ -73,8 +74,12 @@ def duration(seconds: float | None) -> str:
 
 
 @st.cache_data(show_spinner="Reading the dataset (the full FER2013 takes about half a minute)…", max_entries=4)
-def inspected(path: str, modified: float) -> DatasetReport:
-    return inspect_dataset(path)
+def inspected(path: str, modified: float) -> DatasetReport | DatasetError:
+    """The dataset's report, or why it is none: kept as well, so a bad dataset is not read again on every rerun."""
+    try:
+        return inspect_dataset(path)
+    except DatasetError as exc:
+        return exc
 
 
 @st.cache_data(show_spinner="Evaluating the model on every validation face…", max_entries=8)
@@ -89,7 +94,8 @@ def take_upload() -> None:
     if upload is None:
         return
     try:
-        path = save_upload(upload.name, upload)
+        path = save_upload(upload.name, upload, in_use=[run.config["data"] for run in list_runs()
+                                                        if run.active and run.config.get("data")])
     except DatasetError as exc:
         notify("error", str(exc))
     else:
@@ -102,17 +108,16 @@ def show_dataset(path: str) -> DatasetReport | None:
         st.info("Give the path of a FER2013 dataset on this machine, or upload one.")
         return None
     location = Path(path).expanduser()
-    try:
-        report = inspected(path, location.stat().st_mtime if location.exists() else 0.0)
-    except DatasetError as exc:
-        st.error(str(exc))
+    report = inspected(path, location.stat().st_mtime if location.exists() else 0.0)
+    if isinstance(report, DatasetError):
+        st.error(plain(report))
         return None
-    st.markdown(f"**{'Kaggle CSV' if report.form == 'csv' else 'Emotion folders'}** at `{report.path}`")
+    st.markdown(f"**{'Kaggle CSV' if report.form == 'csv' else 'Emotion folders'}** at {plain(report.path)}")
     counts = report.counts.copy()
     counts.loc["total"] = counts.sum()
     st.dataframe(counts, width="content")
     for warning in report.warnings:
-        st.warning(warning)
+        st.warning(plain(warning))
     st.subheader("Samples")
     for emotion, faces in report.samples.items():
         label, images = st.columns([1, 8])
@@ -207,12 +212,12 @@ def show_progress(run_dir: Path, watching: bool) -> None:
     speed.metric("Speed", f"{run.images_per_s:.0f} images/s" if run.images_per_s else "–")
     best.metric("Best val accuracy", f"{run.best_val_accuracy:.1%}" if run.best_val_accuracy else "–")
     if run.status in ("failed", "crashed"):
-        st.error(f"{run.name} {run.status}: {run.message or 'see train.log in its folder'}. "
+        st.error(f"{plain(run.name)} {run.status}: {plain(run.message or 'see train.log in its folder')}. "
                  "Resume continues from its last checkpoint.")
     elif run.status == "starting":
         st.caption("Loading the data and the model…")
     elif run.message:
-        st.caption(run.message)
+        st.caption(plain(run.message))
     if len(run.history):
         st.plotly_chart(learning_curves(run.history))
     elif run.active:
@@ -234,7 +239,7 @@ def show_mistakes(model: Path, data: str, split: str) -> None:
     try:
         _, mistakes = evaluated(str(model), model.stat().st_mtime, data, split)
     except (DatasetError, ModelFileError) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     if not mistakes:
         st.success("No validation face is misclassified.")
@@ -248,7 +253,7 @@ def show_run_model(run: RunStatus) -> None:
     try:
         meta = read_metadata(run.best_model)
     except ModelFileError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     st.subheader(f"Best epoch ({meta.get('epoch')}) on the validation split")
     show_report(meta["validation"])
@@ -296,7 +301,7 @@ def show_models() -> None:
     elif active_name is None:
         st.info(f"The dashboard uses the shipped default {active}.")
     else:
-        st.success(f"The dashboard uses **{active_name}**; its sessions started from now on pick up a change.")
+        st.success(f"The dashboard uses **{plain(active_name)}**; its sessions started from now on pick up a change.")
     if not entries:
         st.info(f"No models in {folder} yet: register a run's best model in the Train tab.")
         return
@@ -308,11 +313,9 @@ def show_models() -> None:
     activate_column.button("Activate", disabled=chosen == active_name, on_click=attempt,
                            args=(lambda: activate(path), f"{chosen} is active: the dashboard uses it from its "
                                                          "next session."))
-    shipped_note = "" if SHIPPED_MODEL.is_file() else f" (note: {SHIPPED_MODEL.name} is not there yet)"
-    restore_column.button("Restore the shipped default", disabled=not (folder / ACTIVE_FILE).is_file(),
-                          on_click=attempt, args=(restore_default, "The dashboard is back to the shipped default "
-                                                                   f"model{shipped_note}."))
-    sure = delete_column.checkbox(f"Yes, delete {chosen}", key=f"confirm_delete_{chosen}")
+    with restore_column:
+        restore_button()
+    sure = delete_column.checkbox(f"Yes, delete {plain(chosen)}", key=f"confirm_delete_{chosen}")
     delete_column.button("Delete", disabled=not sure, on_click=attempt,
                          args=(lambda: delete_model(path), f"Deleted {chosen}."))
 
@@ -326,6 +329,12 @@ def show_models() -> None:
         else:
             st.dataframe(compare_table(by_name[first], by_name[second]))
             st.plotly_chart(compare_f1(by_name[first], by_name[second]))
+
+
+def restore_button() -> None:
+    shipped_note = "" if SHIPPED_MODEL.is_file() else f" (note: {SHIPPED_MODEL.name} is not there yet)"
+    st.button("Restore the shipped default", disabled=not (models_dir() / ACTIVE_FILE).is_file(), on_click=attempt,
+              args=(restore_default, f"The dashboard is back to the shipped default model{shipped_note}."))
 
 
 def show_evaluation() -> None:
@@ -347,7 +356,7 @@ def show_evaluation() -> None:
     try:
         report, _ = evaluated(str(entry.path), entry.path.stat().st_mtime, dataset, split)
     except (DatasetError, ModelFileError) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     show_report(report)
     st.subheader("Most confidently wrong")
@@ -361,7 +370,7 @@ st.caption(f"Train emotion models with the same trainer as `python -m training.t
            f"dashboard uses. Runs: {runs_root()} · models: {models_dir()}")
 notices = st.container()  # always there, so the tabs below keep their place (and the open tab) on reruns
 for kind, text in st.session_state.pop(NOTICES, []):
-    getattr(notices, kind)(text)
+    getattr(notices, kind)(plain(text))
 
 data_tab, train_tab, evaluate_tab, models_tab = st.tabs(["Data", "Train", "Evaluate", "Models"], key="training_tab")
 with data_tab:
@@ -376,7 +385,11 @@ with train_tab:
     going = active_run()
     if going:
         st.warning(f"{going.name} is training now; a new run can start when it ends.")
-    settings = settings_form(dataset)
+    try:
+        settings = settings_form(dataset)
+    except ModelFileError as exc:  # active.txt names no model of the folder: put right in the Models tab
+        st.error(plain(exc))
+        settings = None
     run_name = st.text_input("Run name", placeholder="empty: run-DATE-TIME", help=f"A folder in {runs_root()}")
     st.button("Start training", type="primary", disabled=settings is None, on_click=attempt,
               args=(lambda: start(settings, run_name), "Started {result}."))
@@ -385,4 +398,8 @@ with train_tab:
 with evaluate_tab:
     show_evaluation()
 with models_tab:
-    show_models()
+    try:
+        show_models()
+    except ModelFileError as exc:
+        st.error(plain(exc))
+        restore_button()

@@ -1,10 +1,18 @@
-"""FER2013 loaders: both forms, label mapping, and every bad input with a clear message."""
+"""FER2013 loaders: both forms, label mapping, and every bad input with a clear message (on the Training page too)."""
+import re
+
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from emotion.labels import EMOTIONS, FER2013_CSV_INDEX
+from tests.conftest import REPO
 from tests.synthetic import write_csv_dataset, write_folder_dataset
+from training import inspect_data
 from training.data import DatasetError, class_weights, load_split
+from training.inspect_data import inspect_dataset
+
+PIXELS = " ".join(["1"] * 2304)
 
 
 def test_csv_and_folder_forms_give_the_same_labels(tmp_path):
@@ -71,6 +79,43 @@ def test_bad_csv(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(DatasetError, match=message):
         load_split(path, "train")
+
+
+BROKEN_CSVS = [
+    ("emotion,pixels,Usage\n3," + " ".join(["1"] * 2303 + ["1" * 23]) + ",Training\n",
+     "row 2, column pixels: values must lie in 0-255"),  # too big even for a 64-bit number
+    ("emotion,pixels,Usage\n", "has a header but no rows of faces"),
+    ("emotion,pixels\n", "has a header but no rows of faces"),
+    (f"emotion,pixels,Usage\n3,{PIXELS},Practice\n",
+     "no rows with Usage Training, PublicTest or PrivateTest (found: Practice)"),
+]
+
+
+@pytest.mark.parametrize("content, message", BROKEN_CSVS)
+def test_broken_csv_is_a_dataset_error_for_the_inspection_too(tmp_path, content, message):
+    path = tmp_path / "fer2013.csv"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        inspect_dataset(path)
+
+
+@pytest.mark.parametrize("content, message", BROKEN_CSVS[:2])
+def test_the_training_page_says_what_is_wrong_once_and_does_not_read_it_again(runs_root, model_dir, tmp_path,
+                                                                             monkeypatch, content, message):
+    path = tmp_path / "fer2013.csv"
+    path.write_text(content)
+    reads, inspect = [], inspect_data.inspect_dataset
+    monkeypatch.setattr(inspect_data, "inspect_dataset", lambda where: reads.append(where) or inspect(where))
+    at = AppTest.from_file(str(REPO / "pages/3_Training.py"), default_timeout=60).run()
+    at.text_input(key="data_path").input(str(path)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(message in e.value for e in at.error)
+    at.run()
+    next(t for t in at.text_input if t.label == "Run name").input("next").run()  # any widget reruns the page
+    assert reads == [str(path)] and any(message in e.value for e in at.error)
+    path.write_text(content + "\n")  # a changed file is read again
+    at.run()
+    assert reads == [str(path)] * 2
 
 
 def test_sqrt_class_weights_lift_rare_classes_and_average_one():

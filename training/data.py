@@ -179,6 +179,8 @@ def _load_csv(csv_path: Path, split: str | None) -> FaceSet:
             values = np.array(pixels.split(), dtype=np.int64)
         except ValueError:
             raise DatasetError(f"{csv_path} row {row}, column pixels: not a list of whole numbers") from None
+        except OverflowError:  # a number beyond 64 bits
+            raise DatasetError(f"{csv_path} row {row}, column pixels: values must lie in 0-255") from None
         if values.size != expected:
             raise DatasetError(
                 f"{csv_path} row {row}, column pixels: {values.size} values, expected {expected} (48x48)"
@@ -206,6 +208,8 @@ def _read_csv(csv_path: Path, columns: list[str] | None = None):
         raise
     except Exception as exc:  # pandas raises many types for broken files
         raise DatasetError(f"cannot read {csv_path} as CSV: {exc}") from exc
+    if table.empty:
+        raise DatasetError(f"{csv_path} has a header but no rows of faces")
     table.columns = [c.strip() for c in table.columns]
     return table
 
@@ -225,7 +229,11 @@ def available_splits(path: str | Path) -> list[str | None]:
         if "Usage" not in table.columns:
             return [None]
         present = {value.strip() for value in table["Usage"].unique()}
-        return [split for split, usage in CSV_USAGE.items() if usage in present]
+        splits = [split for split, usage in CSV_USAGE.items() if usage in present]
+        if not splits:
+            raise DatasetError(f"{csv_path} has no rows with Usage Training, PublicTest or PrivateTest "
+                               f"(found: {', '.join(sorted(present)[:5])})")
+        return splits
     if path.is_file():
         raise DatasetError(f"{path} is a file but not a CSV; expected {EXPECTED_FORMS}")
     if _is_emotion_folder_root(path):

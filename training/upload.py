@@ -4,7 +4,8 @@ A zip of FER2013's folder layout is unpacked member by member into a new folder 
 own: absolute paths, '..', links and archives unpacking beyond MAX_UNPACKED_BYTES are
 refused, so nothing lands anywhere else. A fer2013.csv is copied as it is. Either is then
 checked with the layout check the trainer's loader applies; a bad upload is removed
-again and the DatasetError says why.
+again and the DatasetError says why. Only the newest KEEP_UPLOADS uploads stay (and any a
+running training uses), so uploads cannot fill the disk.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import stat
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
+from collections.abc import Iterable
 from typing import BinaryIO
 
 from emotion.labels import EMOTIONS
@@ -21,7 +23,8 @@ from training.data import SPLIT_ALIASES, DatasetError, available_splits
 from training.names import safe_name, unused_path
 
 MAX_UPLOAD_BYTES = 1 << 30  # Kaggle's fer2013.csv is 290 MB
-MAX_UNPACKED_BYTES = 4 << 30
+MAX_UNPACKED_BYTES = 1 << 30  # FER2013 as image folders is about 60 MB
+KEEP_UPLOADS = 3
 MAX_MEMBERS = 200_000
 CHUNK = 1 << 20
 LAYOUT_NAMES = set(EMOTIONS) | {alias for aliases in SPLIT_ALIASES.values() for alias in aliases}
@@ -31,8 +34,9 @@ def datasets_root() -> Path:
     return Path(os.environ.get("CLASS_MOOD_DATASETS", Path.home() / ".cache" / "class-mood" / "datasets")).expanduser()
 
 
-def save_upload(filename: str, stream: BinaryIO, root: Path | None = None) -> Path:
-    """Store an uploaded .zip or .csv dataset under `root`; returns the path to train on."""
+def save_upload(filename: str, stream: BinaryIO, root: Path | None = None, in_use: Iterable[str | Path] = ()) -> Path:
+    """Store an uploaded .zip or .csv dataset under `root`; returns the path to train on. Older uploads beyond the
+    newest KEEP_UPLOADS are deleted then, except those holding a dataset path in `in_use`."""
     root = root or datasets_root()
     suffix = Path(filename).suffix.lower()
     if suffix not in (".zip", ".csv"):
@@ -60,7 +64,21 @@ def save_upload(filename: str, stream: BinaryIO, root: Path | None = None) -> Pa
         else:
             target.unlink()
         raise DatasetError(f"{filename} is not a FER2013 dataset: {exc}") from None
+    _delete_old_uploads(root, [target, *map(Path, in_use)])
     return dataset
+
+
+def _delete_old_uploads(root: Path, keep: list[Path]) -> None:
+    """All but the newest KEEP_UPLOADS entries of `root`, except those that are or hold a path of `keep`."""
+    kept = [path.resolve() for path in keep]
+    entries = sorted(root.iterdir(), key=lambda entry: entry.stat().st_mtime_ns, reverse=True)
+    for entry in entries[KEEP_UPLOADS:]:
+        if any(path == entry.resolve() or entry.resolve() in path.parents for path in kept):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _unpack(filename: str, stream: BinaryIO, target: Path) -> None:

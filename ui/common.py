@@ -118,9 +118,9 @@ def get_classifier(path: str | Path | None = None):
     from emotion.model_io import ModelFileError
     from emotion.registry import active_model_path
 
-    path = Path(path) if path else active_model_path()
     try:
+        path = Path(path) if path else active_model_path()
         return _classifier(str(path), path.stat().st_mtime if path.exists() else 0.0)
     except ModelFileError as exc:
-        st.error(f"The emotion model cannot be used: {exc}")
+        st.error(f"The emotion model cannot be used: {plain(exc)}")
         return None

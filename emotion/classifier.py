@@ -17,7 +17,7 @@ import numpy as np
 from emotion.calibration import calibrate, check_calibration
 from emotion.labels import EMOTIONS
 from emotion.model_io import ModelFileError, load_keras_model, read_metadata
-from emotion.preprocess import prepare_faces
+from emotion.preprocess import VIEW_SETS, prepare_faces
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class EmotionClassifier:
     holds a calibration (`calibrated=False` gives the network's own outputs, to fit one)."""
 
     def __init__(self, model, *, path: Path | None = None, metadata: dict | None = None, backend: str = "tensorflow",
-                 calibrated: bool = True):
+                 calibrated: bool = True, views: str | None = None):
         import tensorflow as tf
 
         if backend not in BACKENDS:
@@ -50,8 +50,14 @@ class EmotionClassifier:
         self.path = path
         self.metadata = metadata or {}
         self.input_size = int(model.input_shape[1])
-        # models trained on random crops of the 48 px face see its centre crop (0 = the whole face)
-        self.crop_size = int(self.metadata.get("preprocessing", {}).get("crop_size", 0))
+        preprocessing = self.metadata.get("preprocessing", {})
+        # models trained on random crops of the 48 px face see crops of it (0 = the whole face); each face is
+        # classified as the average over the model's test-time views (emotion.preprocess.VIEW_SETS)
+        self.crop_size = int(preprocessing.get("crop_size", 0))
+        self.views = views or preprocessing.get("views", "centre")
+        if self.views not in VIEW_SETS:
+            raise ModelFileError(f"{path}: unknown test-time views {self.views!r}; expected one of "
+                                 f"{', '.join(VIEW_SETS)}")
         labels = self.metadata.get("labels", list(EMOTIONS))
         if list(labels) != list(EMOTIONS):
             raise ModelFileError(f"{path}: model labels {labels} differ from {list(EMOTIONS)}")
@@ -101,13 +107,13 @@ class EmotionClassifier:
 
     @classmethod
     def load(cls, path: str | Path | None = None, backend: str = "auto", *,
-             calibrated: bool = True) -> "EmotionClassifier":
-        """Load `path`, or the active model of the registry when None."""
+             calibrated: bool = True, views: str | None = None) -> "EmotionClassifier":
+        """Load `path`, or the active model of the registry when None; `views` overrides the model's own."""
         from emotion.registry import active_model_path
 
         path = Path(path) if path else active_model_path()
         model = load_keras_model(path)
-        return cls(model, path=path, metadata=read_metadata(path), backend=backend, calibrated=calibrated)
+        return cls(model, path=path, metadata=read_metadata(path), backend=backend, calibrated=calibrated, views=views)
 
     @property
     def name(self) -> str:
@@ -121,7 +127,8 @@ class EmotionClassifier:
         """All crops in as few calls as the batch size allows (one call for a gallery frame)."""
         if len(crops) == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-        outputs = [self._forward(prepare_faces(crops[start:start + batch_size], self.input_size,
-                                              crop_size=self.crop_size))
-                   for start in range(0, len(crops), batch_size)]
+        views = len(VIEW_SETS[self.views])
+        outputs = [self._forward(prepare_faces(chunk, self.input_size, crop_size=self.crop_size, views=self.views))
+                   .reshape(len(chunk), views, len(EMOTIONS)).mean(axis=1)
+                   for chunk in (crops[start:start + batch_size] for start in range(0, len(crops), batch_size))]
         return calibrate(np.concatenate(outputs).astype(np.float32), self.calibration)

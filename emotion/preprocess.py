@@ -40,20 +40,41 @@ def to_source_size(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, (SOURCE_SIZE, SOURCE_SIZE), interpolation=interpolation)
 
 
-def centre_crop(small: np.ndarray, crop_size: int) -> np.ndarray:
-    """The middle `crop_size` square of a 48 px face: what a model trained on random crops sees at inference."""
-    if not crop_size or crop_size >= small.shape[0]:
+# Test-time views of a face, averaged by the classifier: (where the crop sits: centre or a corner, mirrored).
+# Corner crops need a model trained on random crops (crop_size < 48); flips suit every model.
+VIEW_SETS = {
+    "centre": (("centre", False),),
+    "flip": (("centre", False), ("centre", True)),
+    "five": tuple((place, False) for place in ("centre", "top-left", "top-right", "bottom-left", "bottom-right")),
+    "ten": tuple((place, flip) for flip in (False, True)
+                 for place in ("centre", "top-left", "top-right", "bottom-left", "bottom-right")),
+}
+
+
+def crop_at(small: np.ndarray, crop_size: int, place: str = "centre") -> np.ndarray:
+    """A `crop_size` square of a 48 px face at its centre or a corner (the whole face when crop_size is 0)."""
+    side = small.shape[0]
+    if not crop_size or crop_size >= side:
         return small
-    top = (small.shape[0] - crop_size) // 2
-    return small[top:top + crop_size, top:top + crop_size]
+    margin = side - crop_size
+    top, left = {"centre": (margin // 2, margin // 2), "top-left": (0, 0), "top-right": (0, margin),
+                 "bottom-left": (margin, 0), "bottom-right": (margin, margin)}[place]
+    return small[top:top + crop_size, left:left + crop_size]
 
 
-def prepare_faces(crops: list[np.ndarray] | np.ndarray, input_size: int, *, crop_size: int = 0) -> np.ndarray:
-    """Face crops (any size, gray or BGR) -> float32 batch (N, size, size, 3) for the network.
-    `crop_size` (< 48) takes the centre square of the 48 px face first, as models trained on crops expect."""
-    batch = np.empty((len(crops), input_size, input_size, 3), dtype=np.float32)
+def prepare_faces(crops: list[np.ndarray] | np.ndarray, input_size: int, *, crop_size: int = 0,
+                  views: str = "centre") -> np.ndarray:
+    """Face crops (any size, gray or BGR) -> float32 batch (N x V, size, size, 3) for the network, the V views
+    (VIEW_SETS) of each face one after the other. `crop_size` (< 48) takes a square of the 48 px face first, as
+    models trained on random crops expect."""
+    chosen = VIEW_SETS[views]
+    if not crop_size and any(place != "centre" for place, _ in chosen):
+        raise ValueError(f"the {views!r} views crop the face: only a model trained on crops uses them")
+    batch = np.empty((len(crops) * len(chosen), input_size, input_size, 3), dtype=np.float32)
     for i, crop in enumerate(crops):
-        small = centre_crop(to_source_size(to_gray(np.asarray(crop))), crop_size)
-        big = cv2.resize(small, (input_size, input_size), interpolation=cv2.INTER_LINEAR)
-        batch[i] = scale_pixels(big.astype(np.float32))[:, :, None]
+        small = to_source_size(to_gray(np.asarray(crop)))
+        for j, (place, flip) in enumerate(chosen):
+            view = crop_at(small, crop_size, place)
+            big = cv2.resize(view[:, ::-1] if flip else view, (input_size, input_size), interpolation=cv2.INTER_LINEAR)
+            batch[i * len(chosen) + j] = scale_pixels(big.astype(np.float32))[:, :, None]
     return batch

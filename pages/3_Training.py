@@ -22,7 +22,7 @@ from training.evaluate import evaluate_model  # noqa: E402
 from training.inspect_data import DatasetReport, inspect_dataset  # noqa: E402
 from training.runs import (RunError, RunStatus, active_run, estimate_epoch, list_runs, new_run_dir,  # noqa: E402
                            register_run, resume_run, run_status, runs_root, start_run, stop_run)
-from training.train import options, to_argv  # noqa: E402
+from training.config import KNOBS, to_argv  # noqa: E402
 from training.upload import MAX_UPLOAD_BYTES, datasets_root, save_upload  # noqa: E402
 from training.views import (compare_f1, compare_table, confusion_heatmap, learning_curves, models_table,  # noqa: E402
                             per_class_frame)
@@ -32,9 +32,9 @@ from ui.common import plain  # noqa: E402
 require_role("developer")
 
 NOTICES = "training_notices"  # outcomes of button callbacks, shown at the top of the next run
-FLAGS = options()  # the trainer's defaults, choices and help texts
-LEARNING_RATES = [1e-5, 3e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]
-BATCH_SIZES = [16, 32, 64, 128]
+FLAGS = KNOBS  # the trainer's defaults, choices and help texts (training/config.py)
+LEARNING_RATES = list(FLAGS["lr"].page["options"])
+BATCH_SIZES = list(FLAGS["batch_size"].page["options"])
 PROGRESS_SECONDS = 3  # how often a run reports progress, so the live view moves
 KNOWN_ERRORS = (RunError, DatasetError, ModelFileError, ValueError, OSError)
 STARTS = {

@@ -19,6 +19,8 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from emotion.preprocess import VIEW_SETS  # noqa: E402
+
 
 def predict_faces(classifier, images: np.ndarray, *, tta: bool = False, batch_size: int = 256) -> np.ndarray:
     """Probabilities for 48x48 faces through the inference path; with `tta`, averaged with the mirror image."""
@@ -40,7 +42,7 @@ def evaluate(classifier, faces, *, tta: bool = False) -> tuple[dict, np.ndarray]
 
     probabilities = predict_faces(classifier, faces.images, tta=tta)
     report = classification_report(faces.labels, probabilities)
-    report.update(model=classifier.name, data=faces.source, tta=tta)
+    report.update(model=classifier.name, data=faces.source, tta=tta, views=classifier.views)
     return report, probabilities
 
 
@@ -97,6 +99,8 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", help="model file (default: the active model)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--tta", action="store_true", help="average with mirrored faces and report the gain")
+    parser.add_argument("--views", choices=VIEW_SETS,
+                        help="test-time views to average over (default: the model's own, as the pipeline uses it)")
     parser.add_argument("--skip-unreadable", action="store_true")
     args = parser.parse_args(argv)
 
@@ -106,8 +110,8 @@ def main(argv=None) -> int:
 
     try:
         faces = load_split(args.data, args.split, skip_unreadable=args.skip_unreadable)
-        classifier = EmotionClassifier.load(args.weights)
-    except (DatasetError, ModelFileError) as exc:
+        classifier = EmotionClassifier.load(args.weights, views=args.views)
+    except (DatasetError, ModelFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report, _ = evaluate(classifier, faces)

@@ -28,7 +28,8 @@ import pandas as pd
 
 from emotion.settings import REPO_ROOT
 from training.names import safe_name, unused_path
-from training.train import LOG_FIELDS, build_parser, default_runs_root, to_argv, write_json
+from training.config import TrainConfig, default_runs_root, to_argv
+from training.train import LOG_FIELDS, write_json
 
 LOCK_FILE = "training.lock"
 ACTIVE = ("starting", "running", "stopping")
@@ -243,9 +244,14 @@ def start_run(run_dir: str | Path, train_args: list[str], root: Path | None = No
     root = root or runs_root()
     run_dir = Path(run_dir).expanduser().resolve()
     argv = [*map(str, train_args), "--out", str(run_dir)]
-    parser = build_parser()
+    parser = TrainConfig.parser()
     parser.error = _refuse_arguments  # argparse would print and exit; say it as a RunError instead
-    parser.parse_args(argv)
+    try:
+        problems = TrainConfig.from_namespace(parser.parse_args(argv)).contradictions()
+    except ValueError as exc:  # a value out of bounds
+        problems = [str(exc)]
+    if problems:
+        _refuse_arguments("; ".join(problems))
     if (_read_json(run_dir / "state.json") or {}).get("status") == "finished":
         raise RunError(f"{run_dir.name} has already finished; start a new run to train again")
 

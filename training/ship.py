@@ -16,6 +16,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from emotion.preprocess import VIEW_SETS  # noqa: E402
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__,
@@ -24,6 +26,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", help="FER2013 to evaluate both models on (default: the run's own data)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--force", action="store_true", help="ship even if it is not better")
+    parser.add_argument("--views", choices=VIEW_SETS,
+                        help="test-time views the shipped model averages over (default: the candidate's own); "
+                             "each view costs one more pass of the network per face")
     args = parser.parse_args(argv)
 
     from emotion.classifier import EmotionClassifier
@@ -39,8 +44,12 @@ def main(argv=None) -> int:
         return 2
     data = args.data or read_metadata(best).get("data", {}).get("path")
     faces = load_split(data, args.split)
-    candidate, probabilities = evaluate(EmotionClassifier.load(best, calibrated=False), faces)
-    print(f"candidate {best}: {args.split} accuracy {candidate['accuracy']:.4f}")
+    metadata = read_metadata(best)
+    if args.views:
+        metadata["preprocessing"] = {**metadata.get("preprocessing", {}), "views": args.views}
+    views = metadata.get("preprocessing", {}).get("views", "centre")
+    candidate, probabilities = evaluate(EmotionClassifier.load(best, calibrated=False, views=views), faces)
+    print(f"candidate {best} ({views} views): {args.split} accuracy {candidate['accuracy']:.4f}")
     if SHIPPED_MODEL.is_file():
         shipped, _ = evaluate(EmotionClassifier.load(SHIPPED_MODEL), faces)
         print(f"shipped   {SHIPPED_MODEL.name}: {args.split} accuracy {shipped['accuracy']:.4f}")
@@ -48,7 +57,7 @@ def main(argv=None) -> int:
             print("not shipped: the candidate is not better")
             return 1
     calibration = calibration_of(probabilities, faces)
-    copy_model(best, SHIPPED_MODEL, {**read_metadata(best), "file": SHIPPED_MODEL.name,
+    copy_model(best, SHIPPED_MODEL, {**metadata, "file": SHIPPED_MODEL.name,
                                      "val_accuracy": candidate["accuracy"], "validation": candidate,
                                      "calibration": calibration, "run_path": str(best.parent)})
     print(f"shipped as {SHIPPED_MODEL} ({SHIPPED_MODEL.stat().st_size / 1e6:.1f} MB)")

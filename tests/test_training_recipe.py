@@ -1,0 +1,124 @@
+"""The training recipe's pieces (crop-based training, test-time views, mixup, an SGD stage on resume) and the
+one home of a run's configuration (training/config.py), round-tripped through flags, stored config and page."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from emotion.classifier import EmotionClassifier
+from emotion.model_io import read_metadata, write_metadata
+from emotion.preprocess import VIEW_SETS, crop_at, prepare_faces
+from tests.conftest import run_module
+from training.config import KNOBS, TrainConfig, to_argv
+from training.pipeline import mixup, random_crops
+
+
+def test_random_crops_are_exact_windows_of_each_face():
+    faces = np.random.default_rng(0).integers(0, 255, (16, 48, 48, 1)).astype(np.float32)
+    crops = random_crops(tf.constant(faces), 40).numpy()
+    assert crops.shape == (16, 40, 40, 1)
+    offsets = set()
+    for face, crop in zip(faces, crops):
+        found = [(top, left) for top in range(9) for left in range(9)
+                 if np.allclose(face[top:top + 40, left:left + 40], crop, atol=1e-2)]
+        assert len(found) == 1  # a whole-pixel window (to float rounding), not a resampled one
+        offsets.add(found[0])
+    assert len(offsets) > 4  # different faces, different places
+
+
+def test_mixup_blends_images_labels_and_weights_alike():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (32, 8, 8, 3)).astype(np.float32)
+    w = rng.uniform(0.5, 2, 32).astype(np.float32)
+    y = np.eye(32, dtype=np.float32)  # one label per example, so each blend shows its partner
+    mx, my, mw = (t.numpy() for t in mixup(tf.constant(x), tf.constant(y), tf.constant(w), alpha=1.0))
+    np.testing.assert_allclose(my.sum(axis=1), 1, atol=1e-6)
+    blended = 0
+    for i in range(32):
+        lam = my[i, i]
+        partner = int(np.argmax(np.where(np.arange(32) == i, -1, my[i]))) if lam < 1 - 1e-6 else i
+        np.testing.assert_allclose(mx[i], lam * x[i] + (1 - lam) * x[partner], atol=1e-5)
+        np.testing.assert_allclose(mw[i], lam * w[i] + (1 - lam) * w[partner], rtol=1e-5)
+        blended += 0.05 < lam < 0.95
+    assert blended > 16  # Beta(1, 1): most weights are far from 0 and 1
+
+
+def test_views_keep_shapes_and_face_order():
+    rng = np.random.default_rng(2)
+    faces = rng.integers(0, 255, (5, 48, 48), dtype=np.uint8)
+    batch = prepare_faces(faces, 75, crop_size=44, views="ten")
+    assert batch.shape == (50, 75, 75, 3)
+    single = prepare_faces(faces[3:4], 75, crop_size=44, views="ten")
+    np.testing.assert_array_equal(batch[30:40], single)  # face 3's ten views, in order
+    np.testing.assert_array_equal(batch[35], batch[30][:, ::-1])  # the mirrored centre view
+    assert crop_at(faces[0], 44, "bottom-right").shape == (44, 44)
+    np.testing.assert_array_equal(crop_at(faces[0], 44, "bottom-right"), faces[0][4:, 4:])
+    with pytest.raises(ValueError, match="only a model trained on crops"):
+        prepare_faces(faces, 75, views="five")
+
+
+def test_crop_averaged_inference_gives_one_row_per_face_in_order(stand_in_model, tmp_path):
+    model = tmp_path / "cropped.keras"
+    model.write_bytes(stand_in_model.read_bytes())
+    metadata = read_metadata(stand_in_model)
+    write_metadata(model, {**metadata, "preprocessing": {**metadata["preprocessing"], "crop_size": 44}})
+    faces = list(np.random.default_rng(3).integers(0, 255, (9, 60, 60), dtype=np.uint8))
+    for views in VIEW_SETS:
+        classifier = EmotionClassifier.load(model, backend="tensorflow", views=views)
+        together = classifier.predict(faces, batch_size=4)
+        alone = np.concatenate([classifier.predict([face]) for face in faces])
+        assert together.shape == (9, 7)
+        np.testing.assert_allclose(together, alone, atol=1e-5)
+        np.testing.assert_allclose(together.sum(axis=1), 1, atol=1e-5)
+    centre = EmotionClassifier.load(model, backend="tensorflow").predict(faces)
+    assert not np.allclose(centre, together)  # ten views average to something else than the centre crop
+
+
+def test_config_round_trips_through_flags_and_stored_config():
+    config = TrainConfig.from_argv(["--data", "/data/fer", "--epochs", "7", "--optimizer", "sgd", "--lr", "0.01",
+                                    "--no-augment", "--crop-size", "40", "--mixup", "0.4", "--skip-unreadable"])
+    assert (config.epochs, config.optimizer, config.augment, config.crop_size, config.skip_unreadable) == \
+        (7, "sgd", False, 40, True)
+    assert TrainConfig.from_argv(config.to_argv()) == config
+    stored = json.loads(json.dumps(config.stored()))
+    assert TrainConfig.from_stored(stored) == config
+    assert TrainConfig.from_stored({k: v for k, v in stored.items() if k != "mixup"}).mixup == 0.0  # older runs
+    assert "--no-augment" in to_argv({"augment": False}) and to_argv({"augment": True}) == []
+    help_texts = {a.dest: a.help for a in TrainConfig.parser()._actions}
+    assert all(help_texts[name] == knob.help for name, knob in KNOBS.items())
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "--epochs must be between 1 and 1000"),
+    (["--optimizer", "lion"], "invalid choice: 'lion'"),
+    (["--crop-size", "60"], "--crop-size must be between 0 and 48"),
+])
+def test_trainer_refuses_bad_settings_and_warns_about_contradictions(synthetic_data, tmp_path, flags, message):
+    result = run_module("training.train", "--data", synthetic_data, "--out", tmp_path / "run", *flags, check=False)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    config = TrainConfig(data="x", epochs=1)
+    assert config.contradictions() == [
+        "the anneal covers the last 18 epochs of a run of 1; make it at most the number of epochs",
+        "the warmup (2 epochs) is longer than the run (1)"]
+
+
+def test_an_sgd_stage_switches_the_optimizer_when_a_run_is_resumed(synthetic_data, tmp_path):
+    import keras
+
+    run = tmp_path / "run"
+    common = ["--data", synthetic_data, "--out", run, "--arch", "small", "--batch-size", "16", "--crop-size", "44",
+              "--mixup", "0.2", "--recalibrate-images", "0", "--epoch-recalibrate-images", "64", "--warmup-epochs",
+              "0", "--anneal-epochs", "1"]
+    run_module("training.train", *common, "--epochs", "1")
+    assert type(keras.models.load_model(run / "last.keras").optimizer).__name__ == "AdamW"
+    resumed = run_module("training.train", *common, "--epochs", "2", "--optimizer", "sgd", "--lr", "0.01")
+    assert "switching the optimizer from AdamW to sgd at lr 0.01" in resumed.stdout
+    assert type(keras.models.load_model(run / "last.keras").optimizer).__name__ == "SGD"
+    state = json.loads((run / "state.json").read_text())
+    assert state["epoch"] == 2 and state["status"] == "finished"
+    assert read_metadata(run / "best.keras")["preprocessing"]["crop_size"] == 44
+    changed = run_module("training.train", *common[:-4], "--crop-size", "40", "--epochs", "3", check=False)
+    assert changed.returncode == 2 and "different crop_size" in changed.stderr

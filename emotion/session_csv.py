@@ -19,6 +19,8 @@ from emotion.aggregate import MinuteMood, StudentMinute
 from emotion.labels import EMOTIONS
 
 SESSION_COLUMNS = ["session_id", "minute", "minute_start", "frames", "faces", "students", *EMOTIONS, "dominant"]
+INTERVAL_COLUMNS = [f"{e}_{side}" for e in EMOTIONS for side in ("low", "high")]
+SESSION_INTERVAL_COLUMNS = [*SESSION_COLUMNS, *INTERVAL_COLUMNS]  # --intervals: each share's 90 % interval after
 STUDENT_COLUMNS = ["session_id", "track_id", "minute", "faces", *EMOTIONS, "dominant"]
 SUM_TOLERANCE = 0.01
 SESSION_ID_LENGTH = 100
@@ -36,7 +38,8 @@ def _iso(moment: datetime) -> str:
 
 
 def minute_rows(session_id: str, started: datetime, minutes: list[MinuteMood],
-                minute_seconds: float = 60.0) -> list[dict]:
+                minute_seconds: float = 60.0, *, intervals: bool = False) -> list[dict]:
+    """One row per minute; with `intervals` also the INTERVAL_COLUMNS (empty where a minute has none)."""
     rows = []
     for m in minutes:
         row = {"session_id": session_id, "minute": m.minute,
@@ -45,6 +48,10 @@ def minute_rows(session_id: str, started: datetime, minutes: list[MinuteMood],
         for emotion in EMOTIONS:
             row[emotion] = round(m.shares[emotion], 6) if m.shares else None
         row["dominant"] = m.dominant or ""
+        if intervals:
+            for emotion in EMOTIONS:
+                row[f"{emotion}_low"] = round(m.low[emotion], 6) if m.low else None
+                row[f"{emotion}_high"] = round(m.high[emotion], 6) if m.high else None
         rows.append(row)
     return rows
 

@@ -15,7 +15,9 @@ EMOTION_COLORS_BGR = {
 
 
 def annotate(frame: np.ndarray, faces: Faces, *, blur_faces: bool = False) -> np.ndarray:
-    """A copy of `frame` with each face boxed and labelled "#id emotion NN%"."""
+    """A copy of `frame` with each face boxed and labelled "#id emotion NN%", from the probabilities `faces`
+    carries: pass `MoodAggregator.smoothed(faces)` for each student's emotion over the last seconds,
+    which does not flicker from frame to frame."""
     out = frame.copy()
     height, width = out.shape[:2]
     for i, (x, y, w, h) in enumerate(faces.boxes):

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from emotion.aggregate import MinuteMood, StudentMinute
+from emotion.aggregate import INTERVAL_LEVEL, MinuteMood, StudentMinute
 from emotion.analysis import session_distribution
 from emotion.labels import EMOTIONS
 
@@ -20,24 +20,45 @@ EMOTION_COLORS = {
 }
 
 
+TOO_FEW = "too few faces to tell"
+
+
 def minutes_frame(minutes: list[MinuteMood]) -> pd.DataFrame:
-    """One row per minute: minute, frames, faces, students, the seven shares (NaN without faces), dominant."""
+    """One row per minute: minute, frames, faces, students, the seven shares (NaN without faces), dominant,
+    too_few (fewer students than a mix needs), and <emotion>_low / _high (NaN without an interval)."""
+    bounds = [f"{e}_{side}" for e in EMOTIONS for side in ("low", "high")]
     return pd.DataFrame([{"minute": m.minute, "frames": m.frames, "faces": m.faces, "students": m.students,
-                          **{e: (m.shares or {}).get(e) for e in EMOTIONS}, "dominant": m.dominant or ""}
+                          **{e: (m.shares or {}).get(e) for e in EMOTIONS}, "dominant": m.dominant or "",
+                          "too_few": m.too_few_faces,
+                          **{f"{e}_low": (m.low or {}).get(e) for e in EMOTIONS},
+                          **{f"{e}_high": (m.high or {}).get(e) for e in EMOTIONS}}
                          for m in minutes],
-                        columns=["minute", "frames", "faces", "students", *EMOTIONS, "dominant"])
+                        columns=["minute", "frames", "faces", "students", *EMOTIONS, "dominant", "too_few", *bounds]
+                        ).astype({c: float for c in [*EMOTIONS, *bounds]})
+
+
+def _interval_text(df: pd.DataFrame, emotion: str) -> list[str]:
+    """Hover text per minute: the share's interval, when there is one."""
+    return ["" if pd.isna(low) else f" ({low:.0%}–{high:.0%}, {INTERVAL_LEVEL:.0%} interval)"
+            for low, high in zip(df[f"{emotion}_low"], df[f"{emotion}_high"])]
 
 
 def mood_over_time(minutes: list[MinuteMood], *, title: str = "Class mood per minute",
                    faces_axis: bool = True) -> go.Figure:
-    """Stacked area of the seven shares per minute, faces per frame on a second axis."""
+    """Stacked area of the seven shares per minute (intervals on hover), faces per frame on a second axis.
+    Minutes with too few students are left blank and shaded: their mix says little about the class."""
     df = minutes_frame(minutes)
     fig = go.Figure()
     x = df["minute"] + 1
+    shown = df[list(EMOTIONS)].where(~df["too_few"].astype(bool))
     for emotion in EMOTIONS:
-        fig.add_trace(go.Scatter(x=x, y=df[emotion], name=emotion, stackgroup="mood", mode="lines",
+        fig.add_trace(go.Scatter(x=x, y=shown[emotion], name=emotion, stackgroup="mood", mode="lines",
                                  line={"width": 0.5, "color": EMOTION_COLORS[emotion]},
-                                 hovertemplate="minute %{x}: %{y:.0%} " + emotion + "<extra></extra>"))
+                                 customdata=_interval_text(df, emotion),
+                                 hovertemplate="minute %{x}: %{y:.0%} " + emotion + "%{customdata}<extra></extra>"))
+    for minute in x[df["too_few"].astype(bool)]:
+        fig.add_vrect(x0=minute - 0.5, x1=minute + 0.5, fillcolor="lightgrey", opacity=0.4, line_width=0,
+                      annotation_text=TOO_FEW, annotation_position="top", annotation_textangle=-90)
     if faces_axis and len(df):
         per_frame = df["faces"] / df["frames"].where(df["frames"] > 0)
         fig.add_trace(go.Scatter(x=x, y=per_frame, name="faces per frame", yaxis="y2", mode="lines+markers",
@@ -49,11 +70,18 @@ def mood_over_time(minutes: list[MinuteMood], *, title: str = "Class mood per mi
     return fig
 
 
-def _share_bars(shares: dict[str, float] | None, title: str) -> go.Figure:
-    """One coloured bar per emotion; all zero when there is nothing to show."""
+def _share_bars(shares: dict[str, float] | None, title: str, low: dict[str, float] | None = None,
+                high: dict[str, float] | None = None) -> go.Figure:
+    """One coloured bar per emotion, with the interval as an error bar when given; all zero when there is
+    nothing to show."""
     shares = shares or {e: 0.0 for e in EMOTIONS}
+    error = None
+    if low and high:
+        error = {"type": "data", "symmetric": False, "color": "#444",
+                 "array": [max(high[e] - shares[e], 0) for e in EMOTIONS],
+                 "arrayminus": [max(shares[e] - low[e], 0) for e in EMOTIONS]}
     fig = go.Figure(go.Bar(x=list(EMOTIONS), y=[shares[e] for e in EMOTIONS],
-                           marker_color=[EMOTION_COLORS[e] for e in EMOTIONS],
+                           marker_color=[EMOTION_COLORS[e] for e in EMOTIONS], error_y=error,
                            text=[f"{shares[e]:.0%}" for e in EMOTIONS], textposition="outside"))
     fig.update_layout(title=title, yaxis={"tickformat": ".0%", "range": [0, 1.1]}, height=320,
                       margin={"t": 50, "b": 10})
@@ -61,8 +89,13 @@ def _share_bars(shares: dict[str, float] | None, title: str) -> go.Figure:
 
 
 def current_distribution(minute: MinuteMood | None, *, title: str = "This minute") -> go.Figure:
-    subtitle = f" (minute {minute.minute + 1}, {minute.faces} faces)" if minute else ""
-    return _share_bars(minute.shares if minute else None, title + subtitle)
+    """The minute's mix with its intervals as error bars; empty, saying so, when too few students were seen."""
+    if minute is None:
+        return _share_bars(None, title)
+    subtitle = f" (minute {minute.minute + 1}, {minute.faces} faces, {minute.students} students)"
+    if minute.too_few_faces:
+        return _share_bars(None, f"{title}: {TOO_FEW}{subtitle}")
+    return _share_bars(minute.shares, title + subtitle, minute.low, minute.high)
 
 
 def session_distribution_bars(minutes: list[MinuteMood], *, title: str = "Whole session") -> go.Figure:
@@ -84,7 +117,7 @@ def faces_and_students(minutes: list[MinuteMood]) -> go.Figure:
 
 
 def student_strip(students: list[StudentMinute]) -> go.Figure:
-    """Each student's latest top emotion, one coloured tile per student."""
+    """Each student's current emotion (smoothed over the last seconds of their track), one tile per student."""
     latest: dict[int, StudentMinute] = {}
     for s in students:
         if s.track_id not in latest or s.minute >= latest[s.track_id].minute:
@@ -92,10 +125,10 @@ def student_strip(students: list[StudentMinute]) -> go.Figure:
     ordered = [latest[k] for k in sorted(latest)]
     fig = go.Figure(go.Bar(
         x=[f"#{s.track_id}" for s in ordered], y=[1] * len(ordered),
-        marker_color=[EMOTION_COLORS[s.dominant] for s in ordered],
-        text=[s.dominant for s in ordered], textposition="inside", insidetextanchor="middle",
+        marker_color=[EMOTION_COLORS[s.now] for s in ordered],
+        text=[s.now for s in ordered], textposition="inside", insidetextanchor="middle",
         hovertemplate="student %{x}: %{text}<extra></extra>"))
-    fig.update_layout(title="Students now (top emotion this minute)", yaxis={"visible": False}, height=200,
+    fig.update_layout(title="Students now (emotion over the last few seconds)", yaxis={"visible": False}, height=200,
                       margin={"t": 40, "b": 10}, xaxis={"type": "category"})
     return fig
 
@@ -143,12 +176,20 @@ def student_timelines(students: list[StudentMinute], emotion: str | None = None,
 
 def emotion_comparison(series: list[tuple[str, list[MinuteMood]]], emotion: str, *,
                        title: str | None = None) -> go.Figure:
-    """One line per session of an emotion's share per minute: (label, minutes) pairs, overlaid."""
+    """One line per session of an emotion's share per minute: (label, minutes) pairs, overlaid, each with its
+    interval as a band where the minutes have one."""
     fig = go.Figure()
-    for label, minutes in series:
+    for index, (label, minutes) in enumerate(series):
         df = minutes_frame(minutes)
-        fig.add_trace(go.Scatter(x=df["minute"] + 1, y=df[emotion], name=label, mode="lines+markers",
-                                 hovertemplate=f"{label}<br>minute %{{x}}: %{{y:.0%}}<extra></extra>"))
+        x, color = df["minute"] + 1, pio.templates["plotly"].layout.colorway[index % 10]
+        if df[f"{emotion}_low"].notna().any():
+            fig.add_trace(go.Scatter(x=pd.concat([x, x[::-1]]),
+                                     y=pd.concat([df[f"{emotion}_high"], df[f"{emotion}_low"][::-1]]),
+                                     fill="toself", fillcolor=color, opacity=0.2, line={"width": 0},
+                                     hoverinfo="skip", showlegend=False, legendgroup=label))
+        fig.add_trace(go.Scatter(x=x, y=df[emotion], name=label, mode="lines+markers", line={"color": color},
+                                 legendgroup=label, customdata=_interval_text(df, emotion),
+                                 hovertemplate=f"{label}<br>minute %{{x}}: %{{y:.0%}}%{{customdata}}<extra></extra>"))
     fig.update_layout(title=title or f"Share of {emotion} per minute", xaxis_title="minute",
                       yaxis={"title": "share", "tickformat": ".0%", "range": [0, 1]}, height=340,
                       legend={"orientation": "h", "y": -0.25}, margin={"t": 50, "b": 10})
@@ -191,3 +232,17 @@ def figures_png(figures: dict[str, go.Figure]) -> dict[str, bytes]:
             return {name: path.read_bytes() for name, path in paths.items()}
         except Exception as exc:  # kaleido drives a browser process: anything it raises means no image
             raise PngExportError(f"Charts could not be saved as PNG with {browser}: {exc}") from exc
+
+
+def add_markers(fig: go.Figure, markers, minute_seconds: float) -> go.Figure:
+    """Lesson markers (emotion.markers.Marker) as labelled dashed vertical lines on a timeline figure whose x axis
+    counts minutes from 1 like the ones above (minute m drawn at m + 1, a marker at 1 + seconds / minute_seconds);
+    the label is escaped, as Plotly renders HTML in annotations. Returns `fig`."""
+    import html  # here, so that this addition stays one block at the end of the module
+
+    for marker in markers:
+        fig.add_vline(x=1 + marker.seconds / minute_seconds, line={"dash": "dash", "color": "#333", "width": 1},
+                      annotation={"text": html.escape(marker.caption), "textangle": -90, "font": {"size": 10},
+                                  "hovertext": html.escape(marker.text or marker.label)},
+                      annotation_position="top right")
+    return fig

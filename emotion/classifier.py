@@ -18,14 +18,11 @@ from emotion.calibration import calibrate, check_calibration
 from emotion.labels import EMOTIONS
 from emotion.model_io import ModelFileError, load_keras_model, read_metadata
 from emotion.preprocess import VIEW_SETS, prepare_faces
+from emotion.settings import cache_dir
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnx", "tensorflow")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CLASS_MOOD_CACHE", Path.home() / ".cache" / "class-mood")).expanduser()
 
 
 def _file_digest(path: Path) -> str:

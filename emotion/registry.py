@@ -1,11 +1,11 @@
 """Where models live and which one is active.
 
-Every `.keras` (or legacy `.h5`) file in the models folder is a registered model
-with its JSON metadata beside it. `active.txt` in that folder names the model
-the dashboard uses; without it (or when it names a file that is gone) the
-shipped default is used. It holds a file name in the folder and nothing else:
-a path elsewhere (absolute, or with '..') is refused with a ModelFileError. The choice is read on every new session, so the live
-dashboard picks up an activation without a restart.
+Every `.keras` (or legacy `.h5`) file in the models folder (CLASS_MOOD_MODELS, by default data/models,
+outside git's view) is a registered model with its JSON metadata beside it; the shipped default in
+weights/ is always listed too. `active.txt` in that folder names the model the dashboard uses; without it
+(or when it names a file that is gone) the shipped default is used. It holds a file name in the folder and
+nothing else: a path elsewhere (absolute, or with '..') is refused with a ModelFileError. The choice is read
+on every new session, so the live dashboard picks up an activation without a restart.
 """
 from __future__ import annotations
 
@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emotion.model_io import ModelFileError, metadata_path, read_metadata
-from emotion.settings import REPO_ROOT
+from emotion.settings import REPO_ROOT, models_dir
 
 SHIPPED_MODEL = REPO_ROOT / "weights" / "inceptionv3_fer2013.keras"
 ACTIVE_FILE = "active.txt"
 
 
-def models_dir() -> Path:
-    return Path(os.environ.get("CLASS_MOOD_MODELS", REPO_ROOT / "weights")).expanduser()
 
 
 @dataclass(frozen=True)
@@ -43,10 +41,12 @@ class ModelEntry:
 
 
 def list_models(folder: Path | None = None) -> list[ModelEntry]:
+    """The shipped default first (when it is there), then the folder's models by name."""
     folder = folder or models_dir()
-    if not folder.is_dir():
-        return []
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".keras", ".h5") and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".keras", ".h5") and p.is_file()) \
+        if folder.is_dir() else []
+    if SHIPPED_MODEL.is_file() and SHIPPED_MODEL.resolve() not in {p.resolve() for p in files}:
+        files.insert(0, SHIPPED_MODEL)
     entries = []
     for path in files:
         try:
@@ -73,10 +73,14 @@ def active_model_path(folder: Path | None = None) -> Path:
 
 
 def activate(model_path: Path, folder: Path | None = None) -> None:
+    """Make a model of the folder the active one (the shipped default: restore_default)."""
     folder = folder or models_dir()
     model_path = Path(model_path)
+    if model_path.resolve() == SHIPPED_MODEL.resolve():
+        return restore_default(folder)
     if model_path.parent.resolve() != folder.resolve() or not model_path.is_file():
         raise ValueError(f"{model_path} is not a model in {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (ACTIVE_FILE + ".tmp")
     tmp.write_text(model_path.name)
     os.replace(tmp, folder / ACTIVE_FILE)

@@ -4,7 +4,11 @@ Where the app runs, root-level keys of `.streamlit/secrets.toml` are environment
 (Streamlit exports them when it loads the secrets; see ui/common.load_secrets), so either place works.
 
 CLASS_MOOD_DB              SQLAlchemy URL or a SQLite file path (default: data/sessions.sqlite)
-CLASS_MOOD_MODELS          folder of registered models (default: weights/)
+CLASS_MOOD_MODELS          folder of registered models and active.txt (default: data/models; the shipped model
+                           stays in weights/)
+CLASS_MOOD_CACHE           ONNX exports of models (default: ~/.cache/class-mood)
+CLASS_MOOD_RUNS            training runs started from the Training page (default: ~/.cache/class-mood/runs)
+CLASS_MOOD_DATASETS        datasets uploaded on the Training page (default: ~/.cache/class-mood/datasets)
 CLASS_MOOD_ICE_SERVERS     JSON list of WebRTC ICE servers, e.g.
                            [{"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "p"}]
                            (default: none, which works on localhost and a LAN)
@@ -15,6 +19,8 @@ CLASS_MOOD_IDLE_MINUTES    a signed-in browser session idle this long must sign 
 CLASS_MOOD_RETENTION_DAYS  sessions that started longer ago are deleted (default: 0, keep everything)
 CLASS_MOOD_MAX_UPLOAD_MB   largest recorded class video the dashboard accepts (default: 500)
 CLASS_MOOD_PRIVACY_NOTICE  what the teacher confirms having told the class before analysing (default below)
+CLASS_MOOD_CLASS_ONLY      1: every session is class-only: the class's minutes are stored, no per-student rows, and
+                           none are shown or exported (default: 0, the teacher chooses per session)
 """
 from __future__ import annotations
 
@@ -24,12 +30,18 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DB_FILE = REPO_ROOT / "data" / "sessions.sqlite"
+DATA_DIR = REPO_ROOT / "data"  # git ignores it: sessions and registered models stay out of the repository
+DEFAULT_DB_FILE = DATA_DIR / "sessions.sqlite"
+CACHE_DIR = Path.home() / ".cache" / "class-mood"
 DEFAULT_PRIVACY_NOTICE = (
     "Before you start, tell the class: Class Mood estimates which of 7 emotions (angry, disgust, fear, happy, "
     "sad, surprise, neutral) the faces in the video show, and stores only numbers: the class's mix per minute, "
     "and each face's mix under an id (#1, #2, …) that is a pseudonym valid in this session only. "
     "No images, video or names are stored.")
+CLASS_ONLY_PRIVACY_NOTICE = (
+    "Before you start, tell the class: Class Mood estimates which of 7 emotions (angry, disgust, fear, happy, "
+    "sad, surprise, neutral) the faces in the video show, and stores only numbers: the class's mix per minute. "
+    "This session is class-only: nothing is stored per student, and no images, video or names are stored.")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -39,6 +51,10 @@ class SettingsError(ValueError):
 
 def _raw(name: str) -> str:
     return os.environ.get(name, "").strip()
+
+
+def _folder(name: str, default: Path) -> Path:
+    return Path(_raw(name) or default).expanduser()
 
 
 def _number(name: str, default, kind: type = int, minimum: float = 0):
@@ -69,6 +85,22 @@ def database_url() -> str:
     if "://" in value:
         return value
     return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+def models_dir() -> Path:
+    return _folder("CLASS_MOOD_MODELS", DATA_DIR / "models")
+
+
+def cache_dir() -> Path:
+    return _folder("CLASS_MOOD_CACHE", CACHE_DIR)
+
+
+def runs_root() -> Path:
+    return _folder("CLASS_MOOD_RUNS", CACHE_DIR / "runs")
+
+
+def datasets_root() -> Path:
+    return _folder("CLASS_MOOD_DATASETS", CACHE_DIR / "datasets")
 
 
 def ice_servers() -> list[dict]:
@@ -111,5 +143,10 @@ def max_upload_mb() -> int:
     return _number("CLASS_MOOD_MAX_UPLOAD_MB", 500, minimum=1)
 
 
-def privacy_notice() -> str:
-    return _raw("CLASS_MOOD_PRIVACY_NOTICE") or DEFAULT_PRIVACY_NOTICE
+def privacy_notice(class_only: bool = False) -> str:
+    return _raw("CLASS_MOOD_PRIVACY_NOTICE") or (CLASS_ONLY_PRIVACY_NOTICE if class_only else DEFAULT_PRIVACY_NOTICE)
+
+
+def class_only() -> bool:
+    """Whether the school made every session class-only (the teacher cannot turn it off)."""
+    return _flag("CLASS_MOOD_CLASS_ONLY")

@@ -32,8 +32,9 @@ class FakeClock:
 def live(stand_in_model, tmp_path):
     store = SessionStore(f"sqlite:///{tmp_path / 's.sqlite'}")
     clock = FakeClock()
-    session = LiveSession(EmotionClassifier.load(stand_in_model), store, SessionSettings(analysis_fps=2, minute_seconds=5),
-                          title="Maths 4B", source_kind="camera", clock=clock)
+    session = LiveSession(EmotionClassifier.load(stand_in_model), store,
+                          SessionSettings(analysis_fps=2, minute_seconds=5), title="Maths 4B", source_kind="camera",
+                          clock=clock)
     return session, store, clock
 
 

@@ -49,8 +49,8 @@ def click(at: AppTest, label: str) -> AppTest:
 def test_page_renders_with_nothing_there_yet(runs_root, model_dir):
     at = run_page()
     assert "Give the path of a FER2013 dataset" in texts(at, "info")
-    assert (f"No models in {model_dir} yet" in texts(at, "info")
-            and f"No runs yet in {runs_root}" in texts(at, "caption"))
+    assert list(at.dataframe[0].value.index) == ["inceptionv3_fer2013.keras"]  # the shipped default, always listed
+    assert f"No runs yet in {runs_root}" in texts(at, "caption")
     assert widget(at.button, "Start training").disabled
 
 
@@ -72,7 +72,9 @@ def test_registered_models_are_listed_compared_activated_and_deleted(tiny_model,
     for name in ("alpha", "beta"):
         add_model(tiny_model, model_dir, name)
     at = run_page()
-    assert list(at.dataframe[0].value.index) == ["alpha.keras", "beta.keras"]
+    assert list(at.dataframe[0].value.index) == ["inceptionv3_fer2013.keras", "alpha.keras", "beta.keras"]
+    at.selectbox(key="compare_first").select("alpha.keras").run()
+    at.selectbox(key="compare_second").select("beta.keras").run()
     assert list(at.dataframe[1].value.columns) == ["alpha.keras", "beta.keras"]  # compared side by side
 
     at.selectbox(key="model_choice").select("beta.keras").run()
@@ -97,6 +99,7 @@ def test_registered_models_are_listed_compared_activated_and_deleted(tiny_model,
 def test_evaluation_of_a_registered_model(tiny_model, model_dir, runs_root):
     add_model(tiny_model, model_dir, "alpha")
     at = run_page()
+    at.selectbox(key="evaluate_choice").select("alpha.keras").run()
     click(at, "Evaluate")
     assert len(at.get("image")) == 1 and "Accuracy" in [m.label for m in at.metric]
     assert at.get("plotly_chart")  # the confusion matrix

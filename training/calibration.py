@@ -39,7 +39,7 @@ def fit_linear_softmax(design: np.ndarray, labels: np.ndarray, iterations: int =
         q = _softmax(design @ theta)
         gradient = np.einsum("nck,nc->k", design, q - onehot) / n
         expected = np.einsum("nck,nc->nk", design, q)
-        hessian = (np.einsum("nck,nc,ncj->kj", design, q, design) - expected.T @ expected) / n
+        hessian = (np.tensordot(design * q[:, :, None], design, axes=([0, 1], [0, 1])) - expected.T @ expected) / n
         step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]  # lstsq: biases are defined up to a constant
         theta -= step
         if np.abs(step).max() < 1e-9:
@@ -62,8 +62,10 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """T > 0; a model that is no better than chance on these faces (an untrained one) gets T = 100, which
+    flattens its outputs, rather than the negative T that would reverse them."""
     logits = np.log(np.clip(probabilities, 1e-30, None))
-    return float(1.0 / fit_linear_softmax(logits[:, :, None], labels)[0])
+    return float(1.0 / max(fit_linear_softmax(logits[:, :, None], labels)[0], 0.01))
 
 
 def implied_prior(probabilities: np.ndarray, labels: np.ndarray, temperature: float, classes: int) -> np.ndarray:

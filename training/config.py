@@ -12,20 +12,15 @@ how the Training page offers it (`page`: label and widget hints; None = command 
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from pathlib import Path
+
+from emotion.settings import runs_root
 
 ARCHITECTURES = ("inceptionv3", "small")
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
 BALANCES = ("none", "sqrt", "inverse")
 STRATEGIES = ("default", "mirrored", "multi-worker")
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2)
-
-
-def default_runs_root() -> Path:
-    """Where run folders go unless --out says otherwise: CLASS_MOOD_RUNS, read when asked."""
-    return Path(os.environ.get("CLASS_MOOD_RUNS", Path.home() / ".cache" / "class-mood" / "runs")).expanduser()
 
 
 def knob(default, help: str, *, choices=None, low=None, high=None, fixed: bool = False, page: dict | None = None,
@@ -152,7 +147,7 @@ class TrainConfig:
             else:
                 kwargs["default"] = f.default
             p.add_argument(flag_name(f), dest=f.name, **kwargs)
-        p.add_argument("--out", default=str(default_runs_root() / "default"),
+        p.add_argument("--out", default=str(runs_root() / "default"),
                        help="run folder: checkpoints, logs, best model")
         p.add_argument("--fresh", action="store_true",
                        help="discard an existing run in --out instead of resuming it")

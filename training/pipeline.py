@@ -57,8 +57,9 @@ def mixup(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, alpha: float) -> tuple[tf.Te
     gamma_b = tf.random.gamma([batch], alpha)
     lam = gamma_a / (gamma_a + gamma_b)
     partner = tf.random.shuffle(tf.range(batch))
-    mix = lambda t, l: l * t + (1 - l) * tf.gather(t, partner)  # noqa: E731
-    return (mix(x, lam[:, None, None, None]), mix(y, lam[:, None]), mix(w, lam))
+    def mix(t, weight):
+        return weight * t + (1 - weight) * tf.gather(t, partner)
+    return mix(x, lam[:, None, None, None]), mix(y, lam[:, None]), mix(w, lam)
 
 
 def training_batches(faces: FaceSet, *, input_size: int, batch_size: int, epoch: int, seed: int,

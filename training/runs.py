@@ -28,7 +28,8 @@ import pandas as pd
 
 from emotion.settings import REPO_ROOT
 from training.names import safe_name, unused_path
-from training.config import TrainConfig, default_runs_root, to_argv
+from emotion.settings import runs_root
+from training.config import TrainConfig, to_argv
 from training.train import LOG_FIELDS, write_json
 
 LOCK_FILE = "training.lock"
@@ -46,9 +47,6 @@ class RunError(RuntimeError):
 
 class RunBusyError(RunError):
     """Another run is training; the message names it."""
-
-
-runs_root = default_runs_root  # one definition for the page and the trainer's default --out
 
 
 def _pid_alive(pid: int | None) -> bool:

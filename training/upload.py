@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import BinaryIO
 
 from emotion.labels import EMOTIONS
+from emotion.settings import datasets_root
 from training.data import SPLIT_ALIASES, DatasetError, available_splits
 from training.names import safe_name, unused_path
 
@@ -28,10 +29,6 @@ KEEP_UPLOADS = 3
 MAX_MEMBERS = 200_000
 CHUNK = 1 << 20
 LAYOUT_NAMES = set(EMOTIONS) | {alias for aliases in SPLIT_ALIASES.values() for alias in aliases}
-
-
-def datasets_root() -> Path:
-    return Path(os.environ.get("CLASS_MOOD_DATASETS", Path.home() / ".cache" / "class-mood" / "datasets")).expanduser()
 
 
 def save_upload(filename: str, stream: BinaryIO, root: Path | None = None, in_use: Iterable[str | Path] = ()) -> Path:

@@ -210,12 +210,12 @@ class MoodAggregator:
         with self._lock:
             return self.smoother.smoothed(faces)
 
-    def _estimate(self, evidence: Evidence, weights: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
-        """The method's mix for chunk weights (n,) or bootstrap replicates of them (b, n); EM starts at `start`."""
+    def _estimate(self, evidence: Evidence, weights: np.ndarray, **em_options) -> np.ndarray:
+        """The method's mix for chunk weights (n,) or bootstrap replicates of them (b, n)."""
         if self.method == "mean":
             return mean_shares(evidence.probabilities, weights)
         if self.method == "em":
-            return em_prior_shift(evidence.probabilities, weights, self.prior, start=start)
+            return em_prior_shift(evidence.probabilities, weights, self.prior, **em_options)
         observed = mean_shares(evidence.top, weights)
         return unmix(observed, self.confusion) if self.method == "corrected" else observed
 
@@ -224,13 +224,14 @@ class MoodAggregator:
 
     def interval(self, evidence: Evidence, estimate: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Percentile bootstrap over student tracks: resample whole tracks, re-estimate, take the central
-        INTERVAL_LEVEL of the replicates per emotion. EM starts at `estimate` with 1 % of the prior mixed in:
-        near the answer (5x faster than from the prior), and with no share at 0 (one EM could never leave)."""
+        INTERVAL_LEVEL of the replicates per emotion. EM starts at `estimate` with 1 % of the prior mixed in
+        (near the answer, and no share at 0, which EM could never leave) and stops at a 1e-4 change: the
+        quantiles are then within 0.1 point of converged ones, in a fraction of the time."""
         rng = np.random.default_rng(seed)
         students = evidence.students
         draws = rng.multinomial(students, np.full(students, 1 / students), size=self.interval_samples)
         replicates = self._estimate(evidence, draws[:, evidence.tracks] * evidence.faces,
-                                    start=0.99 * estimate + 0.01 * self.prior)
+                                    start=0.99 * estimate + 0.01 * self.prior, tolerance=1e-4)
         tail = (1 - INTERVAL_LEVEL) / 2
         return np.quantile(replicates, tail, axis=0), np.quantile(replicates, 1 - tail, axis=0)
 

@@ -2,7 +2,9 @@
 
 Tracking runs before classification so that the faces the tracker keeps for a
 frame (confirmed detections and briefly missed, coasting students) are
-classified together in one batched call.
+classified together in one batched call. A box not detected in this frame (a
+coasting track, or a box reused between detections) is kept only while the
+detector still finds a face in it: a student who leaves is not a face.
 """
 from __future__ import annotations
 
@@ -41,8 +43,8 @@ class FramePipeline:
     """Runs the steps on each frame and feeds the aggregator.
 
     With `detect_every` > 1 the detector runs on every Nth processed frame and the
-    frames in between reuse the last boxes (their crops are still re-classified):
-    detection is the costly stage and gallery tiles barely move.
+    frames in between reuse the last boxes that still hold a face (their crops are
+    re-classified): a full detection costs more than checking known boxes.
     """
 
     def __init__(self, classifier: EmotionClassifier, aggregator: MoodAggregator, *,
@@ -60,11 +62,11 @@ class FramePipeline:
         t0 = clock()
         if self._last_boxes is None or self.timer.frames % self.detect_every == 0:
             faces = self.detect(frame, timestamp)
-            self._last_boxes = faces.boxes
         else:
-            faces = Faces.from_boxes(self._last_boxes, timestamp)
+            faces = Faces.from_boxes(self._last_boxes[self.detect.holds_faces(frame, self._last_boxes)], timestamp)
+        self._last_boxes = faces.boxes
         t1 = clock()
-        faces = self.track(faces)
+        faces = self.track(faces, holds_faces=lambda boxes: self.detect.holds_faces(frame, boxes))
         t2 = clock()
         faces = self.classify(frame, faces)
         t3 = clock()

@@ -1,14 +1,20 @@
 """Stable pseudonymous student ids across frames by IoU / centre-distance matching.
 
-The Haar cascade misses a given face in some frames (about one in five on a
-25-tile gallery). A track detected at least `coast_after_hits` times that is
-missed in this frame *coasts* at its last box for up to `coast_seconds`, so the
-student still counts (a gallery tile does not move); a one-off false detection
+The detector misses a given face in some frames. A track detected at least
+`coast_after_hits` times that is missed in this frame *coasts* at its last box
+for up to `coast_seconds`, so the student still counts (a gallery tile does not
+move), but only while that box still holds a face (`holds_faces`, the detector's
+cheap check): a student who leaves stops counting at once and keeps their id
+should they come back within `max_missing_seconds`. A one-off false detection
 never coasts.
+
+    tracker = Tracker(coast_seconds=2.0)
+    faces = tracker(detector(frame, t), holds_faces=lambda boxes: detector.holds_faces(frame, boxes))
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -69,8 +75,9 @@ class Tracker:
             score[t, :], score[:, b] = -1.0, -1.0
         return pairs
 
-    def __call__(self, faces: Faces) -> Faces:
-        """This frame's faces with their ids, plus the coasting tracks."""
+    def __call__(self, faces: Faces, holds_faces: Callable[[np.ndarray], np.ndarray] | None = None) -> Faces:
+        """This frame's faces with their ids, plus the coasting tracks whose box still holds a face
+        (`holds_faces(boxes)` -> one bool per box; None: every coasting track counts)."""
         now = faces.timestamp
         self._tracks = [t for t in self._tracks if now - t.last_seen <= self.max_missing_seconds]
         boxes = faces.boxes.astype(np.float64)
@@ -86,6 +93,9 @@ class Tracker:
             self._next_id += 1
         coasting = [t for i, t in enumerate(self._tracks) if i not in matched_tracks
                     and t.hits >= self.coast_after_hits and 0 < now - t.last_seen <= self.coast_seconds]
+        if coasting and holds_faces is not None:
+            held = holds_faces(np.round([t.box for t in coasting]).astype(np.int32))
+            coasting = [t for t, face in zip(coasting, held) if face]
         if not coasting:
             return faces.with_track_ids(ids)
         out_boxes = np.concatenate([faces.boxes, np.round([t.box for t in coasting])])

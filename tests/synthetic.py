@@ -173,3 +173,41 @@ def write_y4m(path: Path, frames, fps: int = 30) -> Path:
             f.write(b"FRAME\n")
             f.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
     return path
+
+
+def speaker_frame(speaker: str, strip: list[str | None], *, size=(1280, 720), face: int = 100,
+                  speaker_face: int = 300, seed: int = 0) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A call's speaker view: a strip of thumbnails (None = camera off) above one big tile. Returns the BGR
+    frame and each shown face's (x, y, w, h), the speaker's last."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    strip_h = height // 5
+    top, boxes = gallery_frame(strip, cols=len(strip), size=(width, strip_h), face=min(face, strip_h - 10),
+                               seed=seed)
+    frame = np.full((height, width, 3), 40, np.uint8)
+    frame[:strip_h] = top
+    cv2.rectangle(frame, (2, strip_h + 2), (width - 3, height - 3), (96, 104, 112), -1)
+    fx, fy = (width - speaker_face) // 2, strip_h + (height - strip_h - speaker_face) // 2
+    frame[fy:fy + speaker_face, fx:fx + speaker_face] = cv2.cvtColor(draw_face(speaker, speaker_face, rng),
+                                                                     cv2.COLOR_GRAY2BGR)
+    return frame, boxes + [(fx, fy, speaker_face, speaker_face)]
+
+
+def classroom_frame(emotions: list[str], *, rows: int = 2, size=(1280, 720), seed: int = 0
+                    ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """One camera on a room: a wall shaded top to bottom, students in rows (smaller at the back), no tiles.
+    Returns the BGR frame and each face's (x, y, w, h)."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    shade = np.linspace(160, 90, height)[:, None, None] * np.array([1.0, 0.95, 0.85])
+    frame = np.broadcast_to(shade, (height, width, 3)).astype(np.uint8).copy()
+    per_row = -(-len(emotions) // rows)
+    boxes = []
+    for i, emotion in enumerate(emotions):
+        row, col = divmod(i, per_row)
+        side = int(0.7 * height / (rows + 1) * (0.6 + 0.4 * row / max(rows - 1, 1)))
+        x = min(int((col + 0.5) * width / per_row - side / 2 + (side / 3 if row % 2 else 0)), width - side)
+        y = int(height * 0.1 + row * height * 0.85 / rows)
+        frame[y:y + side, x:x + side] = cv2.cvtColor(draw_face(emotion, side, rng), cv2.COLOR_GRAY2BGR)
+        boxes.append((x, y, side, side))
+    return frame, boxes

@@ -12,6 +12,8 @@ import ui  # noqa: F401  (first: import order with TensorFlow, see ui/__init__.p
 st.set_page_config(page_title="Class Mood", page_icon="🙂", layout="wide")
 
 from emotion.alerts import AlertRule  # noqa: E402
+from emotion.aggregate import METHODS  # noqa: E402
+from emotion.analysis import session_distribution  # noqa: E402
 from emotion.detect import EQUALIZATIONS, DetectorSettings  # noqa: E402
 from emotion.jobs import VideoJob  # noqa: E402
 from emotion.live import LiveSession  # noqa: E402
@@ -21,7 +23,7 @@ from emotion.store import TITLE_LENGTH  # noqa: E402
 from emotion.video import VIDEO_SUFFIXES, VideoError, probe  # noqa: E402
 from ui.auth import keep_alive, require_role  # noqa: E402
 from ui.common import (PRIVACY_NOTE, get_classifier, get_store, plain, privacy_notice_acknowledged,  # noqa: E402
-                       upload_limit_mb)
+                       remember, upload_limit_mb)
 from ui.jobs import describe, sidebar_jobs, video_jobs  # noqa: E402
 from ui.mood_view import download_csv, show_alerts, show_mood  # noqa: E402
 
@@ -29,6 +31,12 @@ user = require_role("teacher", "developer")
 
 NO_FACE_WARNING_SECONDS = 15
 NO_FRAMES_WARNING_SECONDS = 5
+SLOW_SHARE = 0.85  # an achieved analysis rate below this share of the setting is reported as not keeping up
+SOURCES = ("Camera", "Recorded video", "Call window (this computer)")
+DEFAULTS = SessionSettings()
+METHODS_HELP = ("em (default): the mix that best explains the faces' calibrated probabilities, measured closest to "
+                "the true mix; top: share of faces by their most likely emotion; mean: average probabilities; "
+                "corrected: top shares with the model's known confusions undone.")
 
 st.title("Class Mood")
 st.caption(PRIVACY_NOTE)
@@ -36,36 +44,44 @@ st.caption(PRIVACY_NOTE)
 # ---- sidebar: settings
 with st.sidebar:
     st.header("Settings")
-    title = st.text_input("Class name", value="My class", help="Stored with the session; editable later.",
-                          max_chars=TITLE_LENGTH)
-    source = st.radio("Video source", ["Camera", "Recorded video", "Call window (this computer)"],
+    # every setting keeps its value for this browser session while the teacher looks at other pages
+    title = st.text_input("Class name", key=remember("class-name", "My class"), max_chars=TITLE_LENGTH,
+                          help="Stored with the session; editable later.")
+    source = st.radio("Video source", SOURCES, key=remember("source", SOURCES[0]),
                       help="Camera: your webcam or a virtual camera (e.g. OBS window capture of the call gallery).")
     with st.expander("Analysis", expanded=True):
-        analysis_fps = st.slider("Frames analysed per second", 0.5, 8.0, 2.0, 0.5,
+        analysis_fps = st.slider("Frames analysed per second", 0.5, 8.0, step=0.5,
+                                 key=remember("analysis-fps", DEFAULTS.analysis_fps),
                                  help="More frames follow faces more closely; fewer leave the computer more room.")
-        minute_seconds = st.number_input("Minute length (seconds)", 10, 600, 60, 10,
+        minute_seconds = st.number_input("Minute length (seconds)", 10, 600, step=10,
+                                         key=remember("minute-seconds", int(DEFAULTS.minute_seconds)),
                                          help="Charts and the session CSV count mood per 'minute' of this length.")
-        aggregation = st.selectbox("Minute mood from", ["top", "mean", "corrected"],
-                                   help="top: share of faces by top emotion (tracks the true mix best); mean: average "
-                                        "probabilities; "
-                                        "corrected: top shares with the model's known confusions undone.")
-        blur = st.checkbox("Blur faces in the displayed video", value=False)
+        aggregation = st.selectbox("Minute mood from", METHODS, key=remember("aggregation", DEFAULTS.aggregation),
+                                   help=METHODS_HELP)
+        blur = st.checkbox("Blur faces in the displayed video", key=remember("blur", DEFAULTS.blur_faces))
     with st.expander("Face detector"):
-        scale_factor = st.slider("Scale factor", 1.05, 1.5, 1.1, 0.05, help="Smaller finds more faces, slower.")
-        min_neighbors = st.slider("Min neighbours", 1, 10, DetectorSettings.min_neighbors,
+        scale_factor = st.slider("Scale factor", 1.05, 1.5, step=0.05,
+                                 key=remember("scale-factor", DEFAULTS.detector.scale_factor),
+                                 help="Smaller finds more faces, slower.")
+        min_neighbors = st.slider("Min neighbours", 1, 10, key=remember("min-neighbors", DEFAULTS.detector.min_neighbors),
                                   help="Higher gives fewer false faces but misses more real ones.")
-        min_face = st.slider("Smallest face (px)", 20, 200, DetectorSettings.min_face_size, 5)
+        min_face = st.slider("Smallest face (px)", 20, 200, step=5,
+                             key=remember("min-face", DEFAULTS.detector.min_face_size))
         max_width = st.select_slider("Shrink frames wider than (px)", [0, 640, 960, 1280, 1920],
-                                     DetectorSettings.max_width,
+                                     key=remember("max-width", DEFAULTS.detector.max_width),
                                      help="Detection runs on a smaller copy of big frames: much faster. 0 = never.")
         equalization = st.selectbox("Contrast equalisation", EQUALIZATIONS,
+                                    key=remember("equalization", DEFAULTS.detector.equalization),
                                     help="clahe (local) found the most faces in gallery views; global suits dim "
                                          "single-camera images.")
     with st.expander("Attention alert"):
-        threshold = st.slider("Negative emotions above", 0.1, 0.9, 0.5, 0.05,
+        threshold = st.slider("Negative emotions above", 0.1, 0.9, step=0.05,
+                              key=remember("threshold", DEFAULTS.alert_rule.negative_threshold),
                               help="Share of angry + disgust + fear + sad in a minute.")
-        consecutive = st.number_input("for this many minutes in a row", 1, 10, 2)
-        face_drop = st.slider("or visible faces drop by", 0.1, 0.9, 0.4, 0.05)
+        consecutive = st.number_input("for this many minutes in a row", 1, 10,
+                                      key=remember("consecutive", DEFAULTS.alert_rule.consecutive_minutes))
+        face_drop = st.slider("or visible faces drop by", 0.1, 0.9, step=0.05,
+                              key=remember("face-drop", DEFAULTS.alert_rule.face_drop))
 
 classifier = get_classifier()
 store = get_store()
@@ -107,10 +123,36 @@ def live_panel(live: LiveSession, key: str) -> None:
     if status.storage_problem:
         st.warning(f"The analysis goes on, but {status.storage_problem}; the rows are kept and written as soon "
                    "as it accepts them again.")
+    if status.analysed_fps is not None and status.analysed_fps < SLOW_SHARE * session_settings.analysis_fps:
+        st.warning(f"This computer cannot keep up: it analyses {status.analysed_fps:.1f} frames per second of the "
+                   f"{session_settings.analysis_fps:g} set. Lower 'Frames analysed per second' or raise 'Smallest "
+                   "face (px)'; the mood stays right, it is only updated less often.")
     show_alerts(live.alerts())
-    st.caption(f"{status.frames_analysed} frames analysed of {status.frames_received} received "
-               f"in {status.seconds:.0f} s" + (f" · session {status.session_id}" if status.session_id else ""))
+    rate = f"{status.analysed_fps:.1f}" if status.analysed_fps is not None else "–"
+    st.caption(f"Analysing {rate} of {session_settings.analysis_fps:g} frames/s set · {status.frames_analysed} "
+               f"frames analysed of {status.frames_received} received in {status.seconds:.0f} s"
+               + (f" · session {status.session_id}" if status.session_id else ""))
+    if live.session:
+        download_csv(live.session_id or "unsaved", live.session.started_at, live.minutes(),
+                     session_settings.minute_seconds, key=f"dl-live-{key}", label="Download the minutes so far (CSV)")
     show_mood(live.minutes(), live.student_minutes(), key=key)
+
+
+def earlier_sessions() -> None:
+    """What a teacher would open the Sessions page for during a class, on this page: leaving it ends the
+    camera's stream (the browser closes its connection with the page)."""
+    if not store:
+        return
+    earlier = [s for s in store.list_sessions(owner=user.session_owner) if s.title == title.strip()][:10]
+    with st.expander(f"Earlier sessions of {plain(title.strip())} ({len(earlier)})"):
+        if not earlier:
+            st.caption("None stored yet.")
+        for info in earlier:
+            minutes = store.minutes(info.id)
+            mix = session_distribution(minutes)
+            main = f", mostly {max(mix, key=mix.get)} ({max(mix.values()):.0%})" if mix else ""
+            st.text(f"{info.started_at:%Y-%m-%d %H:%M} UTC · {len(minutes)} minute(s) · {info.status}{main}")
+        st.markdown("[Open the Sessions page in a new tab](Sessions) — this class keeps running here.")
 
 
 # ---- source 1: the browser camera
@@ -222,7 +264,7 @@ def video_job_panel(job: VideoJob) -> None:
     if job.status == "done":
         st.success(describe(job))
     if job.message:
-        (st.warning if job.status in ("done", "cancelled") else st.error)(job.message)
+        (st.warning if job.status in ("done", "cancelled") else st.error)(plain(job.message))
     if analysis is None:
         return
     session, timer = analysis.session, analysis.session.pipeline.timer
@@ -282,5 +324,6 @@ def screen_source() -> None:
         offer_download(live)
 
 
+earlier_sessions()
 if privacy_notice_acknowledged():
     {"Camera": camera_source, "Recorded video": video_source}.get(source, screen_source)()

@@ -8,6 +8,7 @@ the session's own lock-protected state, never through Streamlit.
 """
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from emotion.classifier import EmotionClassifier
 from emotion.faces import Faces
 from emotion.session import ClassSession, SessionSettings
 from emotion.store import SessionStore
+
+RECENT_SECONDS = 10.0  # the window over which the achieved analysis rate is measured
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class LiveStatus:
     ended: bool
     waiting: float  # seconds since the session was set up (while no frame has arrived: how long we wait)
     storage_problem: str | None = None  # why the rows are not being stored right now (they are retried)
+    analysed_fps: float | None = None  # frames analysed per second over the last RECENT_SECONDS (None: too soon)
 
 
 class LiveSession:
@@ -54,6 +58,7 @@ class LiveSession:
         self._last_arrival: float | None = None
         self._ended = False
         self._created = clock()
+        self._recent: collections.deque[float] = collections.deque()  # when the last frames were analysed
 
     @property
     def session_id(self) -> str | None:
@@ -84,8 +89,11 @@ class LiveSession:
             try:
                 faces = self.session.feed(frame, now - self._start)
                 with self._state:
-                    self._latest = faces
+                    self._latest = self.session.aggregator.smoothed(faces)  # steadier labels on the tiles
                     self._analysed += 1
+                    self._recent.append(now)
+                    while now - self._recent[0] > RECENT_SECONDS:
+                        self._recent.popleft()
                     self._next_due = now + 1.0 / self.settings.analysis_fps
                     if len(faces):
                         self._last_face = faces.timestamp
@@ -101,7 +109,13 @@ class LiveSession:
             return LiveStatus(self._received, self._analysed, 0.0 if self._start is None else now - self._start,
                               self._last_face, None if self._last_arrival is None else now - self._last_arrival,
                               self.session_id, self._ended, now - self._created,
-                              self.session.storage_problem if self.session else None)
+                              self.session.storage_problem if self.session else None, self._recent_rate(now))
+
+    def _recent_rate(self, now: float) -> float | None:
+        """Analysed frames per second lately; None until RECENT_SECONDS of the session have passed."""
+        if self._start is None or now - self._start < RECENT_SECONDS or not self._recent:
+            return None
+        return len([t for t in self._recent if now - t <= RECENT_SECONDS]) / RECENT_SECONDS
 
     def alerts(self):
         return list(self.session.alerts) if self.session else []

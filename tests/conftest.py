@@ -105,3 +105,33 @@ def camera(monkeypatch):
     context = SimpleNamespace(state=SimpleNamespace(playing=False))
     monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda **kwargs: context)
     return context
+
+
+def _postgres_listening(port: int = 5432) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say which kinds of tests were skipped for want of what, and how to run them, beside pytest's summary."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = {}
+    for report in skipped:
+        reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr)
+        for needle, what in (("CLASS_MOOD_TEST_PG_URL", "PostgreSQL"), ("chromium", "browser"),
+                             ("shared", "../shared")):
+            if needle in reason:
+                reasons[what] = reasons.get(what, 0) + 1
+    if not reasons:
+        return
+    hints = {"PostgreSQL": "set CLASS_MOOD_TEST_PG_URL=postgresql+psycopg://USER:PASSWORD@127.0.0.1:5432/DB"
+                           + (" (a PostgreSQL server is listening on 127.0.0.1:5432 here)"
+                              if _postgres_listening() else " (.ci/run installs and starts one)"),
+             "browser": "install Debian's chromium (sudo apt-get install chromium)",
+             "../shared": "put the shared datasets and bench beside the repository"}
+    terminalreporter.write_sep("-", "skipped for want of something")
+    for what, count in reasons.items():
+        terminalreporter.write_line(f"{count} {what} test(s) skipped: {hints[what]}")

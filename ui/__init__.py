@@ -4,5 +4,12 @@ pylibsrtp (streamlit-webrtc's SRTP) crashes the process with a segmentation faul
 when it is first imported after TensorFlow (seen with tensorflow 2.21 and
 pylibsrtp 1.0); imported first, both work. Every page imports this package
 before anything loads TensorFlow, so the order holds however pages are visited.
+
+The server's console stays readable: TensorFlow's start-up lines (CUDA probes on a machine without
+a GPU, oneDNN notices) are silenced before it loads.
 """
-import pylibsrtp  # noqa: F401  (import order matters, see above)
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pylibsrtp  # noqa: E402,F401  (import order matters, see above)

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from emotion.settings import SettingsError, database_url, max_upload_mb, privacy_notice, retention_days
+from emotion.settings import SettingsError, class_only, database_url, max_upload_mb, privacy_notice, retention_days
 
 PRIVACY_NOTE = ("Privacy: Class Mood stores no images or video, only numbers: per-minute class shares and "
                 "per-minute numbers for pseudonymous student ids that exist only within one session.")
+CLASS_ONLY_PRIVACY_NOTE = ("Privacy: class-only mode. Class Mood stores no images or video and nothing per student, "
+                           "only the class's shares per minute.")
 PRIVACY_ACKNOWLEDGED = "privacy_notice_acknowledged"  # session-state flag: once per browser session
 RETENTION_CHECK_SECONDS = 3600
 # What makes Markdown out of text on one line, as Streamlit renders it (CommonMark, GFM, LaTeX, directives):
@@ -94,12 +96,26 @@ def upload_limit_mb() -> int:
     return limit
 
 
-def privacy_notice_acknowledged() -> bool:
+def school_class_only() -> bool:
+    """CLASS_MOOD_CLASS_ONLY (every session class-only); a value that is not a flag is shown and counts as on."""
+    try:
+        return class_only()
+    except SettingsError as exc:
+        st.error(f"{exc}; class-only mode is on until it is fixed.")
+        return True
+
+
+def privacy_note(class_only_mode: bool) -> str:
+    """The privacy line under a page's title."""
+    return CLASS_ONLY_PRIVACY_NOTE if class_only_mode else PRIVACY_NOTE
+
+
+def privacy_notice_acknowledged(class_only_mode: bool = False) -> bool:
     """Whether the teacher confirmed, once per browser session, telling the class what is measured;
     until then the notice and its button are shown."""
     if st.session_state.get(PRIVACY_ACKNOWLEDGED):
         return True
-    st.info(privacy_notice(), icon="🔒")
+    st.info(privacy_notice(class_only_mode), icon="🔒")
     st.button("I have told the class: continue", key="privacy-acknowledge", type="primary",
               on_click=lambda: st.session_state.update({PRIVACY_ACKNOWLEDGED: True}))
     return False
@@ -124,3 +140,18 @@ def get_classifier(path: str | Path | None = None):
     except ModelFileError as exc:
         st.error(f"The emotion model cannot be used: {plain(exc)}")
         return None
+
+
+REMEMBERED = "remembered_settings"  # session state: widget key -> its last value, for pages visited in between
+
+
+def remember(key: str, default) -> str:
+    """A widget key whose value survives a visit to another page in the same browser session: Streamlit forgets
+    the state of a widget that a run did not draw, so the last value is kept under a key of its own and put
+    back when the widget is drawn again. Use as `st.slider(..., key=remember("fps", 2.0))`, without value=."""
+    saved = st.session_state.setdefault(REMEMBERED, {})
+    if key in st.session_state:
+        saved[key] = st.session_state[key]
+    else:
+        st.session_state[key] = saved.get(key, default)
+    return key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from emotion.jobs import VideoJob, VideoJobs
+from ui.common import plain
 
 
 @st.cache_resource(show_spinner=False)
@@ -14,15 +15,16 @@ def video_jobs() -> VideoJobs:
 
 
 def describe(job: VideoJob) -> str:
-    """One plain line on a job's state, e.g. "Analysing class.mp4: 45 % (54 of 120 s)"."""
+    """One line on a job's state, e.g. "Analysing class.mp4: 45 % (54 of 120 s)", as plain text (the file name
+    is the uploader's)."""
     seconds, duration = job.progress
     done = f": {job.fraction:.0%} ({seconds:.0f} of {duration:.0f} s)" if job.fraction is not None else \
         f": {seconds:.0f} s"
-    return {"waiting": f"Waiting to analyse {job.file_name} (another video is being analysed)",
+    return plain({"waiting": f"Waiting to analyse {job.file_name} (another video is being analysed)",
             "running": f"Analysing {job.file_name}{done}",
             "done": f"Analysed {job.file_name}",
             "cancelled": f"Cancelled {job.file_name}{done}",
-            "failed": f"Could not finish {job.file_name}"}[job.status]
+            "failed": f"Could not finish {job.file_name}"}[job.status])
 
 
 def sidebar_jobs(owner: str) -> None:

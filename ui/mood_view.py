@@ -1,4 +1,7 @@
-"""The teacher's view of a session's mood: alert banner, charts, download. Shared by every video source."""
+"""The teacher's view of a session's mood: alert banner, charts, download. Shared by every video source.
+
+    show_mood(minutes, students, key="camera", markers=session.markers, minute_seconds=60, class_only=False)
+"""
 from __future__ import annotations
 
 import streamlit as st
@@ -18,24 +21,31 @@ def show_alerts(alerts) -> None:
                     st.write(f"minute {alert.minute + 1}: {alert.message}")
 
 
-def show_mood(minutes: list[MinuteMood], students: list[StudentMinute], *, key: str) -> None:
-    """Charts of a running or finished session (minute list includes the current partial minute)."""
+def show_mood(minutes: list[MinuteMood], students: list[StudentMinute], *, key: str, markers=(),
+              minute_seconds: float = 60.0, class_only: bool = False) -> None:
+    """Charts of a running or finished session (minute list includes the current partial minute), its lesson
+    markers drawn on the timelines; in class-only mode without the per-student strip."""
     if not minutes:
         st.info("No frames analysed yet.")
         return
     current = minutes[-1]
     left, right = st.columns([3, 2])
-    left.plotly_chart(charts.mood_over_time(minutes), key=f"{key}-mood", width="stretch")
+    left.plotly_chart(charts.add_markers(charts.mood_over_time(minutes), markers, minute_seconds), key=f"{key}-mood",
+                      width="stretch")
     right.plotly_chart(charts.current_distribution(current), key=f"{key}-now", width="stretch")
     left, right = st.columns([3, 2])
-    left.plotly_chart(charts.faces_and_students(minutes), key=f"{key}-faces", width="stretch")
+    left.plotly_chart(charts.add_markers(charts.faces_and_students(minutes), markers, minute_seconds),
+                      key=f"{key}-faces", width="stretch")
     now_students = [s for s in students if s.minute == current.minute]
-    if now_students:
+    if class_only:
+        right.info("Class-only session: no per-student numbers are kept or shown.")
+    elif now_students:
         right.plotly_chart(charts.student_strip(now_students), key=f"{key}-students", width="stretch")
     else:
         right.info("No student seen in this minute yet.")
 
 
-def download_csv(session_id: str, started, minutes: list[MinuteMood], minute_seconds: float, *, key: str) -> None:
-    st.download_button("Download session CSV", to_csv_bytes(minute_rows(session_id, started, minutes, minute_seconds)),
+def download_csv(session_id: str, started, minutes: list[MinuteMood], minute_seconds: float, *, key: str,
+                 label: str = "Download session CSV") -> None:
+    st.download_button(label, to_csv_bytes(minute_rows(session_id, started, minutes, minute_seconds)),
                        file_name=f"class-mood-{session_id}.csv", mime="text/csv", key=key)

@@ -1,5 +1,9 @@
 """Stored sessions through SQLAlchemy: SQLite by default, any SQLAlchemy URL (e.g. PostgreSQL) by setting.
 
+    store = SessionStore("sqlite:///data/sessions.sqlite")
+    store.list_sessions(title_contains="maths", since=datetime(2024, 9, 1, tzinfo=timezone.utc))
+    store.minutes(session_id); store.markers(session_id)
+
 The schema carries a version; `SessionStore` migrates older files on open
 without losing sessions. Live sessions are written as they go; a session whose
 writer stopped beating (crash, killed server) is shown as interrupted.
@@ -16,8 +20,9 @@ import sqlalchemy as sa
 
 from emotion.aggregate import MinuteMood, StudentMinute
 from emotion.labels import EMOTIONS
+from emotion.markers import LABEL_LENGTH, TEXT_LENGTH, Marker, new_marker
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STALE_AFTER = timedelta(seconds=30)  # a live session not written for this long was interrupted
 TITLE_LENGTH = 200
 BUSY_TIMEOUT = 15.0  # seconds an SQLite writer waits for a lock held by another connection
@@ -68,10 +73,24 @@ alerts = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-SESSION_ROWS = (student_minutes, minutes, alerts)  # a session's rows, deleted before the session itself
+markers = sa.Table(
+    "markers", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # made by the writer, so a retried write stores it once
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("seconds", sa.Float, nullable=False),  # session time
+    sa.Column("label", sa.String(LABEL_LENGTH), nullable=False),
+    sa.Column("text", sa.String(TEXT_LENGTH), nullable=False, default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+SESSION_ROWS = (student_minutes, minutes, alerts, markers)  # a session's rows, deleted before the session itself
+SAME_START = timedelta(seconds=1)  # a session CSV gives minute starts to the second
+SAME_SHARE = 1e-5  # and shares to 6 decimals
 
 # Version 1 kept sessions and minutes only; version 2 added per-student rows, alerts,
-# and the session's model, settings and owner. Each step upgrades a file by one version.
+# and the session's model, settings and owner; version 3 added lesson markers (a new table, which
+# create_all makes). Each step upgrades a file by one version.
 MIGRATIONS = {
     2: [
         "ALTER TABLE sessions ADD COLUMN model_name VARCHAR(200) NOT NULL DEFAULT ''",
@@ -79,6 +98,7 @@ MIGRATIONS = {
         "ALTER TABLE sessions ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'",
         "ALTER TABLE sessions ADD COLUMN owner VARCHAR(100) NOT NULL DEFAULT ''",
     ],
+    3: [],
 }
 
 
@@ -123,6 +143,11 @@ class SessionInfo:
     model_meta: dict
     settings: dict
     owner: str
+
+    @property
+    def class_only(self) -> bool:
+        """Recorded in class-only mode: no per-student rows were stored."""
+        return bool(self.settings.get("class_only"))
 
 
 @dataclass(frozen=True)
@@ -253,12 +278,21 @@ class SessionStore:
                            _aware(row.ended_at), last, status, row.minute_seconds, row.model_name,
                            json.loads(row.model_meta or "{}"), json.loads(row.settings or "{}"), row.owner)
 
-    def list_sessions(self, owner: str | None = None) -> list[SessionInfo]:
+    def list_sessions(self, owner: str | None = None, *, title_contains: str = "", since: datetime | None = None,
+                      until: datetime | None = None) -> list[SessionInfo]:
+        """Newest first; of `owner` only when given, titles containing `title_contains` (any case), started
+        at or after `since` and before `until`."""
         query = sa.select(sessions).order_by(sessions.c.started_at.desc())
         if owner is not None:
             query = query.where(sessions.c.owner == owner)
+        if since is not None:
+            query = query.where(sessions.c.started_at >= _utc(since))
+        if until is not None:
+            query = query.where(sessions.c.started_at < _utc(until))
         with self.engine.connect() as db:
-            return [self._info(row) for row in db.execute(query)]
+            found = [self._info(row) for row in db.execute(query)]
+        wanted = title_contains.strip().casefold()  # in Python: SQLite's lower() knows ASCII only
+        return [info for info in found if wanted in info.title.casefold()] if wanted else found
 
     def get(self, session_id: str) -> SessionInfo:
         with self.engine.connect() as db:
@@ -290,6 +324,51 @@ class SessionStore:
             rows = db.execute(sa.select(alerts).where(alerts.c.session_id == session_id).order_by(alerts.c.id))
             return [Alert(r.minute, r.kind, r.message, _aware(r.created_at)) for r in rows]
 
+    # ---- lesson markers
+    def add_markers(self, session_id: str, new: list[Marker]) -> None:
+        """Store markers of a session; one already stored (same id: a retried write) is left as it is."""
+        with self.engine.begin() as db:
+            if db.execute(sa.select(sessions.c.id).where(sessions.c.id == session_id)).first() is None:
+                raise SessionNotFound(session_id)
+            stored = set(db.execute(sa.select(markers.c.id).where(markers.c.session_id == session_id)).scalars())
+            values = [{"id": m.id, "session_id": session_id, "seconds": m.seconds, "label": m.label, "text": m.text,
+                       "created_at": _utc(m.created_at)} for m in new if m.id not in stored]
+            if values:
+                db.execute(markers.insert(), values)
+
+    def update_marker(self, session_id: str, marker_id: str, *, seconds: float, label: str, text: str = "") -> None:
+        checked = new_marker(label, text, seconds=seconds)
+        with self.engine.begin() as db:
+            changed = db.execute(markers.update().where(markers.c.session_id == session_id, markers.c.id == marker_id)
+                                 .values(seconds=checked.seconds, label=checked.label, text=checked.text))
+            if changed.rowcount == 0:
+                raise SessionNotFound(marker_id)
+
+    def delete_marker(self, session_id: str, marker_id: str) -> None:
+        with self.engine.begin() as db:
+            gone = db.execute(markers.delete().where(markers.c.session_id == session_id, markers.c.id == marker_id))
+            if gone.rowcount == 0:
+                raise SessionNotFound(marker_id)
+
+    def markers(self, session_id: str) -> list[Marker]:
+        """In time order."""
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(markers).where(markers.c.session_id == session_id)
+                              .order_by(markers.c.seconds, markers.c.created_at))
+            return [Marker(r.seconds, r.label, r.text, r.id, _aware(r.created_at)) for r in rows]
+
+    # ---- imports
+    def duplicates_of(self, imported, owner: str | None = None) -> list[tuple[SessionInfo, str]]:
+        """Stored sessions (of `owner`, when given) that an uploaded CSV seems to be already: (session, why)."""
+        found = []
+        for info in self.list_sessions(owner):
+            if imported.session_id in (info.id, info.settings.get("imported_session_id")):
+                found.append((info, f"the same session id ({imported.session_id})"))
+            elif abs(info.started_at - imported.started) <= SAME_START and \
+                    _same_minutes(self.minutes(info.id), imported.minutes):
+                found.append((info, "the same start and minutes"))
+        return found
+
     def import_session(self, imported, *, title: str, source_name: str, owner: str = "") -> str:
         """Store a validated CSV (see session_csv.parse_session_csv) as an ended session, all or nothing."""
         session_id = uuid.uuid4().hex[:12]
@@ -303,6 +382,20 @@ class SessionStore:
                 {"session_id": session_id, "minute": m.minute, "frames": m.frames, "faces": m.faces,
                  "students": m.students, **{e: (m.shares or {}).get(e) for e in EMOTIONS}} for m in imported.minutes])
         return session_id
+
+
+def _same_minutes(stored: list[MinuteMood], imported: list[MinuteMood]) -> bool:
+    """The same minute rows, up to the rounding of a session CSV."""
+    def key(m: MinuteMood):
+        return m.minute, m.frames, m.faces, m.students
+
+    def shares_match(a: MinuteMood, b: MinuteMood) -> bool:
+        if a.shares is None or b.shares is None:
+            return a.shares is b.shares
+        return all(abs(a.shares[e] - b.shares[e]) <= SAME_SHARE for e in EMOTIONS)
+
+    return len(stored) == len(imported) and all(key(a) == key(b) and shares_match(a, b)
+                                                for a, b in zip(stored, imported))
 
 
 def _delete_sessions(db, which) -> int:

@@ -1,5 +1,6 @@
-"""The session store on real databases: live-style writes read back, rename and delete, a version-1 file
-migrated, a recorder killed mid-class, and the same round trips on PostgreSQL when one is configured."""
+"""The session store on real databases: live-style writes read back, rename and delete, version-1 and
+version-2 files migrated, a recorder killed mid-class, search by class name and date, uploads that are stored
+already, and the same round trips on PostgreSQL when one is configured."""
 import json
 import os
 import queue
@@ -16,7 +17,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from emotion.store import MIGRATIONS, SessionNotFound, SessionStore
+from emotion.markers import new_marker
+from emotion.session_csv import minute_rows, parse_session_csv, to_csv_bytes
+from emotion.store import MIGRATIONS, SCHEMA_VERSION, SessionNotFound, SessionStore
 from tests.conftest import REPO
 from tests.sessions import CLASS_MINUTES, STARTED, class_students, seed_session
 
@@ -59,7 +62,7 @@ def test_live_writes_read_back(store):
     store.end_session(session_id)
     ended = store.get(session_id)
     assert ended.status == "ended" and ended.ended_at >= ended.started_at
-    assert store.schema_version() == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
 
 
 def test_a_rewritten_current_minute_replaces_the_earlier_one(store):
@@ -142,7 +145,7 @@ def table_columns(path, table: str) -> list[str]:
 
 def test_version_1_file_is_migrated_without_losing_sessions(version_1_file):
     store = SessionStore(f"sqlite:///{version_1_file}")
-    assert store.schema_version() == 2
+    assert store.schema_version() == SCHEMA_VERSION
     info = store.get("v1session")
     assert (info.title, info.source_name, info.status) == ("Old class", "class.mp4", "ended")
     assert info.started_at == datetime(2023, 9, 1, 8, 0, tzinfo=timezone.utc)
@@ -156,7 +159,40 @@ def test_version_1_file_is_migrated_without_losing_sessions(version_1_file):
     assert len(store.alerts("v1session")) == 1
     new_id = seed_session(store)
     assert store.minutes(new_id) == CLASS_MINUTES
-    assert SessionStore(f"sqlite:///{version_1_file}").schema_version() == 2  # opening again changes nothing
+    store.add_markers("v1session", [new_marker("quiz", seconds=30)])
+    assert [m.label for m in store.markers("v1session")] == ["quiz"]
+    assert SessionStore(f"sqlite:///{version_1_file}").schema_version() == SCHEMA_VERSION  # opening again: no change
+
+
+@pytest.fixture
+def version_2_file(tmp_path):
+    """A file as Class Mood wrote it before lesson markers: schema 2, with a seeded session."""
+    path = tmp_path / "v2.sqlite"
+    seed_session(SessionStore(f"sqlite:///{path}"), "Before markers")
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE markers")
+        db.execute("UPDATE schema_version SET version = 2")
+    return path
+
+
+def test_version_2_file_is_migrated_to_markers_without_losing_sessions(version_2_file):
+    assert "markers" not in table_names(version_2_file)
+    store = SessionStore(f"sqlite:///{version_2_file}")
+    assert store.schema_version() == 3 and "markers" in table_names(version_2_file)
+    (info,) = store.list_sessions()
+    assert info.title == "Before markers" and not info.class_only
+    assert store.minutes(info.id) == CLASS_MINUTES and store.student_minutes(info.id) == class_students()
+    assert len(store.alerts(info.id)) == 1 and store.markers(info.id) == []
+    store.add_markers(info.id, [new_marker("new topic", "fractions", seconds=125)])
+    assert [(m.seconds, m.label, m.text) for m in store.markers(info.id)] == [(125, "new topic", "fractions")]
+    store.delete(info.id)  # a session's markers go with it
+    with sqlite3.connect(version_2_file) as db:
+        assert db.execute("SELECT COUNT(*) FROM markers").fetchone() == (0,)
+
+
+def table_names(path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def test_a_failed_migration_leaves_the_file_as_it_was(version_1_file, monkeypatch):
@@ -181,7 +217,7 @@ def test_databases_that_are_not_ours_or_are_newer_are_refused(tmp_path):
     newer = tmp_path / "newer.sqlite"
     SessionStore(f"sqlite:///{newer}")
     with sqlite3.connect(newer) as db:
-        db.execute("UPDATE schema_version SET version = 3")
+        db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
     with pytest.raises(RuntimeError, match="newer Class Mood"):
         SessionStore(f"sqlite:///{newer}")
 
@@ -249,3 +285,46 @@ def test_killed_recorder_keeps_what_it_flushed_and_is_listed_as_interrupted(tmp_
     assert {s.track_id for s in store.student_minutes(session_id)} == {0, 1, 2}
     with sqlite3.connect(tmp_path / "sessions.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_sessions_are_found_by_class_name_and_date(store):
+    maths = seed_session(store, "Maths 5b")
+    later = seed_session(store, "maths 5B (repeat)", started=STARTED + timedelta(days=7))
+    history = seed_session(store, "History 6a", started=STARTED + timedelta(days=1))
+    assert [s.id for s in store.list_sessions(title_contains=" MATHS ")] == [later, maths]
+    assert [s.id for s in store.list_sessions(title_contains="100%_")] == []  # no SQL wildcards
+    assert [s.id for s in store.list_sessions(since=STARTED + timedelta(hours=1))] == [later, history]
+    assert [s.id for s in store.list_sessions(title_contains="maths", until=STARTED + timedelta(days=1))] == [maths]
+
+
+def test_an_upload_that_is_stored_already_is_found(store):
+    stored = seed_session(store, "Maths 5b")
+    exported = to_csv_bytes(minute_rows(stored, STARTED, store.minutes(stored)))
+    same = parse_session_csv(exported, "maths.csv")
+    assert [(info.id, why) for info, why in store.duplicates_of(same)] == [(stored, f"the same session id ({stored})")]
+    renamed = parse_session_csv(exported.replace(stored.encode(), b"other-id"), "copy.csv")
+    assert [why for _, why in store.duplicates_of(renamed)] == ["the same start and minutes"]
+    assert store.duplicates_of(same, owner="someone-else") == []  # only the sessions the user may see
+    imported = store.import_session(renamed, title="Copy", source_name="copy.csv")
+    assert {info.id for info, _ in store.duplicates_of(renamed)} == {stored, imported}
+    other = parse_session_csv(to_csv_bytes(minute_rows("x", STARTED, CLASS_MINUTES[:3])), "short.csv")
+    assert store.duplicates_of(other) == []
+
+
+def test_markers_are_stored_edited_and_deleted(store):
+    session_id = seed_session(store)
+    quiz, talk = new_marker("quiz", "fractions", seconds=190.0), new_marker("question", seconds=30.5)
+    store.add_markers(session_id, [quiz, talk])
+    store.add_markers(session_id, [quiz])  # a retried write stores it once
+    assert [(m.id, m.label) for m in store.markers(session_id)] == [(talk.id, "question"), (quiz.id, "quiz")]
+    store.update_marker(session_id, quiz.id, seconds=10, label="  new   topic ", text="")
+    assert [(m.seconds, m.label, m.text) for m in store.markers(session_id)] == [(10, "new topic", ""),
+                                                                                 (30.5, "question", "")]
+    with pytest.raises(ValueError, match="at most 40"):
+        store.update_marker(session_id, quiz.id, seconds=10, label="x" * 41)
+    store.delete_marker(session_id, talk.id)
+    assert [m.id for m in store.markers(session_id)] == [quiz.id]
+    with pytest.raises(SessionNotFound):
+        store.delete_marker(session_id, talk.id)
+    with pytest.raises(SessionNotFound):
+        store.add_markers("nosuchsession", [talk])

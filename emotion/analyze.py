@@ -43,9 +43,11 @@ class VideoAnalysis:
 def analyze_video(path: str | Path, classifier: EmotionClassifier, settings: SessionSettings = SessionSettings(), *,
                   store: SessionStore | None = None, title: str = "", source_name: str = "", owner: str = "",
                   progress: Callable[[float, float | None], None] | None = None,
-                  on_frame: Callable | None = None, cancel: threading.Event | None = None) -> VideoAnalysis:
+                  on_frame: Callable | None = None, cancel: threading.Event | None = None,
+                  on_session: Callable[[ClassSession], None] | None = None) -> VideoAnalysis:
     """Run the pipeline over a video file, storing the session as it goes when `store` is given;
-    `progress(seconds_done, duration)` is called per frame. Raises VideoError for a file that cannot be
+    `progress(seconds_done, duration)` is called per frame, `on_session(session)` once the session is open
+    (to add lesson markers to it). Raises VideoError for a file that cannot be
     analysed at all (nothing is stored then). When `cancel` is set, or the file turns out broken part-way,
     the analysis stops there: `stopped` says why and the session is stored as interrupted."""
     path = Path(path)
@@ -54,6 +56,8 @@ def analyze_video(path: str | Path, classifier: EmotionClassifier, settings: Ses
     first = next(frames)  # a file without one decodable frame raises here, before a session is stored
     session = ClassSession(classifier, store, settings, title=title or path.stem, source_kind="video",
                            source_name=source_name or path.name, owner=owner)
+    if on_session:
+        on_session(session)
     seconds, stopped, interrupted = first[0], None, True
     try:
         for seconds, frame in itertools.chain([first], frames):

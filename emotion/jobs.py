@@ -5,6 +5,7 @@ does not end them.
     job = jobs.start(path, classifier, SessionSettings(), store=store, title="Maths 3B", owner="tina",
                      file_name="class.mp4")
     job.progress                             # (seconds done, duration) — from any page, any rerun
+    job.session.add_marker("quiz")           # a lesson marker at the video time analysed so far
     job.cancel()                             # stops after the current frame; what it had is stored
 
 Jobs run on a small thread pool (more uploads wait their turn rather than share two cores). The video file
@@ -25,7 +26,7 @@ import numpy as np
 from emotion.analyze import VideoAnalysis, analyze_video
 from emotion.annotate import annotate
 from emotion.classifier import EmotionClassifier
-from emotion.session import SessionSettings
+from emotion.session import ClassSession, SessionSettings
 from emotion.store import SessionStore
 from emotion.video import VideoError
 
@@ -43,6 +44,7 @@ class VideoJob:
     progress: tuple[float, float | None] = (0.0, None)  # seconds analysed, the video's duration
     message: str = ""  # why it failed, or a warning about a finished one
     analysis: VideoAnalysis | None = None
+    session: ClassSession | None = None  # from when the analysis has opened it
     preview: np.ndarray | None = None  # the latest annotated frame, in memory only
     ended: float | None = None  # time.monotonic() when it stopped
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -59,7 +61,7 @@ class VideoJob:
 
     @property
     def session_id(self) -> str | None:
-        return self.analysis.session.session_id if self.analysis else None
+        return self.session.session_id if self.session else None
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -112,7 +114,8 @@ class VideoJobs:
         try:
             job.analysis = analyze_video(path, classifier, settings, store=store, title=job.title,
                                          source_name=job.file_name, owner=job.owner, progress=progress,
-                                         on_frame=on_frame, cancel=job._cancel)
+                                         on_frame=on_frame, cancel=job._cancel,
+                                         on_session=lambda session: setattr(job, "session", session))
             if job._cancel.is_set():
                 job.status, job.message = "cancelled", f"The analysis was {job.analysis.stopped}; what it had is kept."
             elif job.analysis.stopped:

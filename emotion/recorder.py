@@ -3,6 +3,7 @@ and a busy or failing database never stops the video.
 
     recorder = SessionRecorder(store, "a1b2c3", aggregator, create={"title": "Maths", ...}).start()
     ...                        # frames go into the aggregator; recorder.poke() after each one
+    recorder.add_marker(marker)  # a lesson marker, stored at the next write (at once when finished)
     recorder.finish("ended")   # last rows, alerts on every minute, status; True once stored
 
 The thread creates the stored session, then every `flush_seconds` in which frames arrived rewrites the
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from emotion.aggregate import MoodAggregator
 from emotion.alerts import AlertRule, attention_alerts
+from emotion.markers import Marker
 from emotion.store import SessionStore
 
 log = logging.getLogger(__name__)
@@ -32,9 +34,12 @@ class SessionRecorder:
     """Flushes the aggregator's minutes (and raises alerts on completed minutes) into one stored session."""
 
     def __init__(self, store: SessionStore, session_id: str, aggregator: MoodAggregator, *,
-                 alert_rule: AlertRule = AlertRule(), flush_seconds: float = 3.0, create: dict | None = None):
-        """`create`: the store.create_session arguments when the session is not stored yet."""
+                 alert_rule: AlertRule = AlertRule(), flush_seconds: float = 3.0, create: dict | None = None,
+                 students: bool = True):
+        """`create`: the store.create_session arguments when the session is not stored yet; `students` False
+        (class-only mode) stores no per-student rows."""
         self.store, self.session_id, self.aggregator = store, session_id, aggregator
+        self.students = students
         self.alert_rule = alert_rule
         self.flush_seconds = flush_seconds
         self.alerts = []
@@ -44,6 +49,7 @@ class SessionRecorder:
         self._from_minute = 0
         self._alerted: set[tuple[int, str]] = set()
         self._unstored_alerts = []
+        self._unstored_markers: list[Marker] = []
         self._dirty = False
         self._final_status: str | None = None
         self._done = threading.Event()
@@ -74,6 +80,20 @@ class SessionRecorder:
         self._wake.set()
         return self._done.wait(wait)
 
+    def add_marker(self, marker: Marker) -> None:
+        """Store `marker` with the session: at the next write while the session runs (never waiting for the
+        database), or right here once it has finished (then errors reach the caller)."""
+        with self._lock:
+            finished = self._done.is_set()
+            if not finished:
+                self._unstored_markers.append(marker)
+        if finished:
+            self.store.add_markers(self.session_id, [marker])
+            return
+        self._dirty = True
+        self.start()
+        self._wake.set()
+
     @property
     def finished(self) -> bool:
         return self._done.is_set()
@@ -92,8 +112,12 @@ class SessionRecorder:
             final = self._final_status
             self._dirty = False
             self._retrying(lambda: self._write(final))
-            if final is not None:
-                self._done.set()
+            while final is not None:  # markers added during the last write are stored before it counts as done
+                with self._lock:
+                    if not self._unstored_markers:
+                        self._done.set()  # a marker added from now on is stored by add_marker itself
+                        break
+                self._retrying(self._write_markers)
 
     def _retrying(self, step) -> None:
         for attempt in itertools.count():
@@ -117,7 +141,9 @@ class SessionRecorder:
                 pass
             self._create = None
         minutes = self.aggregator.minutes()
-        self.store.write_minutes(self.session_id, minutes, self.aggregator.student_minutes(), self._from_minute)
+        self.store.write_minutes(self.session_id, minutes, self.aggregator.student_minutes() if self.students else [],
+                                 self._from_minute)
+        self._write_markers()
         completed = minutes if final is not None else minutes[:-1]
         for alert in attention_alerts(completed, self.alert_rule):
             if (alert.minute, alert.kind) not in self._alerted:
@@ -132,3 +158,11 @@ class SessionRecorder:
             self._from_minute = minutes[-1].minute  # minutes before the current one are final once written
         if final is not None:
             self.store.end_session(self.session_id, status=final)
+
+    def _write_markers(self) -> None:
+        with self._lock:
+            pending = list(self._unstored_markers)
+        if pending:
+            self.store.add_markers(self.session_id, pending)  # a marker stored by an earlier try is skipped
+            with self._lock:
+                del self._unstored_markers[:len(pending)]

@@ -5,15 +5,18 @@
                            source_name="class.mp4", owner="tina")
     for seconds, frame in read_frames("class.mp4", fps=settings.analysis_fps):
         faces = session.feed(frame, seconds)
+    session.add_marker("quiz", "fractions")   # from any thread, at the last frame's time unless seconds= is given
     session.finish()          # or session.finish(interrupted=True) when it was cut short
 
 The stored session is created when the session opens (its start time is when the class began) and written
 as it goes by a background writer (emotion/recorder.py), never on the thread that feeds frames: a busy
-database delays the rows, never the video. Every source stores the same settings JSON.
+database delays the rows, never the video. Every source stores the same settings JSON. With
+`class_only` no per-student rows are stored.
 """
 from __future__ import annotations
 
 import math
+import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +28,7 @@ from emotion.alerts import AlertRule
 from emotion.classifier import EmotionClassifier
 from emotion.detect import DetectorSettings, FaceDetector
 from emotion.faces import Faces
+from emotion.markers import Marker, new_marker
 from emotion.pipeline import FramePipeline
 from emotion.recorder import SessionRecorder
 from emotion.store import SessionStore
@@ -48,6 +52,7 @@ class SessionSettings:
     blur_faces: bool = False  # in the displayed video only; nothing is stored either way
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     alert_rule: AlertRule = field(default_factory=AlertRule)
+    class_only: bool = False  # store the class's minutes only, no per-student rows
 
     def __post_init__(self):
         def number(name: str, low: float, high: float, *, whole: bool = False) -> None:
@@ -64,6 +69,8 @@ class SessionSettings:
         number("coast_seconds", 0, 60)
         if self.aggregation not in METHODS:
             raise ValueError(f"aggregation must be one of {', '.join(METHODS)}, not {self.aggregation!r}")
+        if not isinstance(self.class_only, bool):
+            raise ValueError(f"class_only must be True or False, not {self.class_only!r}")
 
     def stored(self, classifier: EmotionClassifier) -> dict:
         """The settings JSON stored with every session, whatever its source."""
@@ -81,16 +88,19 @@ class ClassSession:
         self.classifier, self.settings = classifier, settings
         self.title, self.source_kind, self.owner = title, source_kind, owner
         self.started_at = started_at or datetime.now(timezone.utc)
-        confusion = classifier.metadata.get("validation", {}).get("confusion_matrix")
-        self.aggregator = MoodAggregator(settings.minute_seconds, settings.aggregation, confusion)
+        # the model's confusion matrix and calibrated prior, which `corrected` and `em` need
+        self.aggregator = MoodAggregator.for_model(classifier.metadata, settings.minute_seconds, settings.aggregation)
         self.pipeline = FramePipeline(classifier, self.aggregator, detector=FaceDetector(settings.detector),
                                       tracker=Tracker(coast_seconds=settings.coast_seconds),
                                       detect_every=settings.detect_every)
+        self._markers: list[Marker] = []
+        self._markers_lock = threading.Lock()
+        self._last_seconds = 0.0
         self.recorder: SessionRecorder | None = None
         if store is not None:
             self.recorder = SessionRecorder(
                 store, uuid.uuid4().hex[:12], self.aggregator, alert_rule=settings.alert_rule,
-                flush_seconds=flush_seconds,
+                flush_seconds=flush_seconds, students=not settings.class_only,
                 create={"title": title, "source_kind": source_kind, "source_name": source_name,
                         "started_at": self.started_at, "minute_seconds": settings.minute_seconds,
                         "model_name": classifier.name, "model_meta": {"val_accuracy": classifier.val_accuracy},
@@ -109,9 +119,26 @@ class ClassSession:
         """Why the last write failed (it is being retried), or None when storage is keeping up."""
         return self.recorder.problem if self.recorder else None
 
+    @property
+    def markers(self) -> list[Marker]:
+        """The lesson markers added so far, in time order."""
+        with self._markers_lock:
+            return sorted(self._markers, key=lambda m: m.seconds)
+
+    def add_marker(self, label: str, text: str = "", seconds: float | None = None) -> Marker:
+        """Mark what happens in the lesson at `seconds` (default: the last frame's time); the recorder stores it
+        at its next write, so this never waits for the database. MarkerError for an empty or too long label."""
+        marker = new_marker(label, text, seconds=self._last_seconds if seconds is None else seconds)
+        with self._markers_lock:
+            self._markers.append(marker)
+        if self.recorder:
+            self.recorder.add_marker(marker)
+        return marker
+
     def feed(self, frame: np.ndarray, seconds: float) -> Faces:
         """Analyse one frame taken `seconds` after the session started; no database work happens here."""
         faces = self.pipeline(frame, seconds)
+        self._last_seconds = max(self._last_seconds, seconds)
         if self.recorder:
             self.recorder.poke()
         return faces

@@ -31,19 +31,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", help="model file (default: the active model)")
     parser.add_argument("--video-dir", default="/tmp/class-mood-bench", help="where the bench video is made (reused)")
-    parser.add_argument("--fps", type=float, default=4.0, help="frames per second of video analysed")
+    parser.add_argument("--fps", type=float, help="frames per second of video analysed (default: the CLI's)")
     parser.add_argument("--detect-width", type=int, default=640, help="frames are shrunk to this width for detection")
     parser.add_argument("--coast-seconds", type=float, default=2.0)
-    parser.add_argument("--detect-every", type=int, default=1, help="run the detector on every Nth analysed frame")
+    parser.add_argument("--detect-every", type=int, help="run the detector on every Nth analysed frame "
+                                                           "(default: the CLI's)")
     args = parser.parse_args()
     if not BENCH.is_dir() or not VAL_FACES.is_dir():
         print(f"skipped: {BENCH} or {VAL_FACES} is missing (the bench lives beside the repository)")
         return 0
 
     from emotion.aggregate import METHODS, MoodAggregator
-    from emotion.analyze import AnalysisSettings, analyze_video
+    from emotion.analyze import analyze_video
     from emotion.classifier import EmotionClassifier
     from emotion.detect import DetectorSettings
+    from emotion.session import SessionSettings
     from emotion.session_csv import minute_rows, to_csv_bytes
 
     out = Path(args.video_dir)
@@ -54,11 +56,14 @@ def main() -> int:
     confusion = classifier.metadata.get("validation", {}).get("confusion_matrix")
     methods = [m for m in METHODS if m != "corrected" or confusion is not None]
     extra = {m: MoodAggregator(60, m, confusion) for m in methods}
-    settings = AnalysisSettings(analysis_fps=args.fps, coast_seconds=args.coast_seconds, detect_every=args.detect_every,
+    defaults = SessionSettings()
+    args.fps = args.fps or defaults.analysis_fps
+    args.detect_every = args.detect_every or defaults.detect_every
+    settings = SessionSettings(analysis_fps=args.fps, coast_seconds=args.coast_seconds, detect_every=args.detect_every,
                                 detector=DetectorSettings(max_width=args.detect_width))
     started = time.perf_counter()
     pipeline = analyze_video(video, classifier, settings,
-                             on_frame=lambda frame, faces: [a.add(faces) for a in extra.values()]).pipeline
+                             on_frame=lambda frame, faces: [a.add(faces) for a in extra.values()]).session.pipeline
     elapsed = time.perf_counter() - started
     duration = pipeline.aggregator.minutes()[-1].minute * 60 + 60
     print(f"model {classifier.name} (val accuracy {classifier.val_accuracy}); {pipeline.timer.frames} frames "

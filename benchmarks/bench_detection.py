@@ -1,9 +1,9 @@
 """Face detection per layout, as the teacher gets it: recall and false faces per analysed frame, detection
-ms per frame and end-to-end frames/s, with the default settings of the command line (4 fps, detection on
-every 2nd frame) and of the dashboard (2 fps, every frame), on galleries that benchmarks/gallery.py makes
-from ../shared's FER2013 `val` faces.
+ms per frame and end-to-end frames/s, with the default settings of the command line and the dashboard
+(SessionSettings: 2 fps, detection on every 2nd frame) or the two they replaced (4fps-every2, 2fps-every1),
+on galleries that benchmarks/gallery.py makes from ../shared's FER2013 `val` faces.
 
-    python benchmarks/bench_detection.py [--layouts bench,6x6-1080p] [--minutes 1] [--settings cli,dashboard]
+    python benchmarks/bench_detection.py [--layouts bench,6x6-1080p] [--minutes 1] [--settings default,2fps-every1]
                                          [--detector haar] [--json results.jsonl]
 
 Scored on the faces the pipeline classifies and counts (detections plus coasting tracks): a face is found
@@ -36,15 +36,22 @@ MIN_IOU = 0.3
 
 
 @dataclass(frozen=True)
-class AppDefaults:
-    """How a source analyses video by default (emotion/cli.py, dashboard.py)."""
+class Analysis:
+    """How often frames are analysed and detected (emotion/session.py SessionSettings)."""
 
     fps: float
     detect_every: int
     coast_seconds: float = 2.0
 
 
-APPS = {"cli": AppDefaults(fps=4.0, detect_every=2), "dashboard": AppDefaults(fps=2.0, detect_every=1)}
+def analyses() -> dict[str, Analysis]:
+    """`default`: SessionSettings(), the CLI's and the dashboard's defaults; the two before it (the CLI's
+    4 fps with detection on every 2nd frame, the dashboard's 2 fps with detection on every frame)."""
+    from emotion.session import SessionSettings
+
+    s = SessionSettings()
+    return {"default": Analysis(s.analysis_fps, s.detect_every, s.coast_seconds),
+            "4fps-every2": Analysis(4.0, 2), "2fps-every1": Analysis(2.0, 1)}
 
 
 def read_truth(path: Path) -> dict[int, np.ndarray]:
@@ -100,7 +107,7 @@ def timed(detector_class):
     return Timed
 
 
-def run(video: Path, truth: dict[int, np.ndarray], fps: int, app: AppDefaults, detector, classifier) -> dict:
+def run(video: Path, truth: dict[int, np.ndarray], fps: int, app: Analysis, detector, classifier) -> dict:
     """Analyse `video` as `app` does and score every analysed frame against `truth`."""
     from emotion.aggregate import MoodAggregator
     from emotion.pipeline import FramePipeline
@@ -131,7 +138,7 @@ def run(video: Path, truth: dict[int, np.ndarray], fps: int, app: AppDefaults, d
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layouts", default=",".join(PRESETS), help=f"comma-separated, of {', '.join(PRESETS)}")
-    parser.add_argument("--settings", default=",".join(APPS), help=f"of {', '.join(APPS)}")
+    parser.add_argument("--settings", default="default", help="default, 4fps-every2 and/or 2fps-every1")
     parser.add_argument("--minutes", type=int, default=1, help="length of each video")
     parser.add_argument("--detector", default="", help="a DetectorSettings field=value list, e.g. max_width=0")
     parser.add_argument("--label", default="", help="names this run in the output (e.g. before, after)")
@@ -161,7 +168,7 @@ def main() -> int:
             make_gallery(folder, spec)
         truth = read_truth(folder / "truth_faces.csv")
         for name in args.settings.split(","):
-            result = run(folder / "video.mp4", truth, spec.fps, APPS[name], timed(FaceDetector)(detector),
+            result = run(folder / "video.mp4", truth, spec.fps, analyses()[name], timed(FaceDetector)(detector),
                          classifier)
             print(f"| {layout} | {name} | {result['faces_per_frame']:.1f} | {result['recall']:.3f} | "
                   f"{result['false_per_frame']:.2f} | {result['detect_ms']:.0f} ({result['detect_cpu_ms']:.0f}) | "

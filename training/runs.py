@@ -30,13 +30,11 @@ from emotion.settings import REPO_ROOT
 from training.names import safe_name, unused_path
 from emotion.settings import runs_root
 from training.config import TrainConfig, to_argv
+from training.estimates import RunEstimate, estimate_run, remaining_seconds, speeds_for
 from training.train import LOG_FIELDS, write_json
 
 LOCK_FILE = "training.lock"
 ACTIVE = ("starting", "running", "stopping")
-# Training speed on this 2-core machine at 75 px, used until a run here has measured it.
-REFERENCE_IMAGES_PER_S = {"inceptionv3": 75.0, "small": 500.0}
-REFERENCE_SIZE = 75
 # The trainer's own "error: ..." lines, and the last line of a Python traceback ("ValueError: ...").
 ERROR_LINE = re.compile(r"^(error:|[\w.]*(Error|Exception)\b)")
 
@@ -108,6 +106,7 @@ class RunStatus:
     elapsed: float = 0.0  # training seconds, over all sessions of the run
     remaining: float | None = None  # estimate while active, assuming no early stop
     images_per_s: float = 0.0
+    updated: float = 0.0  # when the trainer last reported (epoch seconds)
     best_val_accuracy: float | None = None
     pid: int | None = None
     message: str = ""  # the trainer's last word (an error while failed)
@@ -130,6 +129,32 @@ class RunStatus:
         if self.status == "finished":
             return 1.0
         return min(1.0, (self.epoch + self.epoch_fraction) / self.epochs) if self.epochs else 0.0
+
+    @property
+    def mid_epoch(self) -> bool:
+        return 0 < self.batch < self.batches and self.epoch < self.epochs
+
+    @property
+    def position(self) -> str:
+        """Where the run is, in the same epoch numbers everywhere: the epoch under way (1-based) while in one,
+        else the epochs done."""
+        of = f" of {self.epochs}" if self.epochs else ""
+        if self.active:
+            return f"epoch {min(self.epoch + 1, self.epochs or self.epoch + 1)}{of}"
+        if self.mid_epoch:
+            return f"during epoch {self.epoch + 1}{of} (batch {self.batch} of {self.batches})"
+        return f"after epoch {self.epoch}{of}" if self.epoch else "before its first epoch"
+
+    @property
+    def note(self) -> str:
+        """The run's state in the page's words (its Resume button), else the trainer's last line."""
+        if self.status == "stopped":
+            where = (f"epoch {self.epoch + 1}, batch {self.batch + 1}" if self.mid_epoch
+                     else f"epoch {self.epoch + 1}")
+            return f"Stopped {self.position}, with a checkpoint: Resume continues at {where}."
+        if self.status == "finished" and self.epoch < self.epochs:
+            return f"Finished early {self.position}: no validation gain for several epochs (early stopping)."
+        return self.message
 
     @property
     def best_model(self) -> Path | None:
@@ -156,8 +181,9 @@ def _last_words(run_dir: Path, failed: bool) -> str:
     return (errors if failed and errors else lines or [""])[-1]
 
 
-def run_status(run_dir: str | Path, root: Path | None = None) -> RunStatus:
-    """Read progress.json, state.json, config.json, log.csv and the lock into one RunStatus."""
+def run_status(run_dir: str | Path, root: Path | None = None, estimate: bool = True) -> RunStatus:
+    """Read progress.json, state.json, config.json, log.csv and the lock into one RunStatus; with `estimate`,
+    the time an active run has left (from earlier runs' speeds too)."""
     run_dir = Path(run_dir).expanduser()
     progress, state = _read_json(run_dir / "progress.json"), _read_json(run_dir / "state.json")
     config = _read_json(run_dir / "config.json") or {}
@@ -182,27 +208,18 @@ def run_status(run_dir: str | Path, root: Path | None = None) -> RunStatus:
         epoch=progress.get("epoch", (state or {}).get("epoch", 0)),
         epochs=progress.get("epochs", config.get("epochs", 0)),
         batch=progress.get("batch", 0), batches=progress.get("batches", 0), elapsed=progress.get("elapsed", 0.0),
-        images_per_s=progress.get("images_per_s", 0.0),
+        images_per_s=progress.get("images_per_s", 0.0), updated=progress.get("updated", 0.0),
         best_val_accuracy=progress.get("best_val_accuracy", (state or {}).get("best_val_accuracy")),
         message=_last_words(run_dir, status in ("failed", "crashed")), history=_history(run_dir),
     )
-    if run.active and run.epochs:
-        run.remaining = _remaining_seconds(run)
+    if estimate and run.active:
+        others = [other for other in list_runs(root, estimate=False) if other.path != run.path]
+        run.remaining = remaining_seconds(run, speeds_for(config.get("arch", "inceptionv3"),
+                                                          config.get("image_size", 75), others))
     return run
 
 
-def _remaining_seconds(run: RunStatus) -> float | None:
-    seconds_per_epoch = None
-    if len(run.history):
-        seconds_per_epoch = float(run.history["seconds"].median())
-    elif run.images_per_s and run.batches:
-        seconds_per_epoch = run.batches * run.config.get("batch_size", 64) / run.images_per_s
-    if seconds_per_epoch is None:
-        return None
-    return max(0.0, run.epochs - run.epoch - run.epoch_fraction) * seconds_per_epoch
-
-
-def list_runs(root: Path | None = None) -> list[RunStatus]:
+def list_runs(root: Path | None = None, estimate: bool = False) -> list[RunStatus]:
     """Every run folder under the runs root, most recently active first."""
     root = root or runs_root()
     if not root.is_dir():
@@ -213,14 +230,14 @@ def list_runs(root: Path | None = None) -> list[RunStatus]:
     def last_touched(folder: Path) -> float:
         return max((folder / mark).stat().st_mtime for mark in marks if (folder / mark).exists())
 
-    return [run_status(d, root) for d in sorted(folders, key=last_touched, reverse=True)]
+    return [run_status(d, root, estimate) for d in sorted(folders, key=last_touched, reverse=True)]
 
 
 def active_run(root: Path | None = None) -> RunStatus | None:
     """The run training now: the one holding the lock, or one started by hand from the command line."""
     root = root or runs_root()
     lock = _live_lock(root)
-    if lock and (run := run_status(lock["run_dir"], root)).active:  # not a trainer just exiting after its stop
+    if lock and (run := run_status(lock["run_dir"], root, estimate=False)).active:  # not a trainer just exiting after its stop
         return run
     return next((run for run in list_runs(root) if run.active), None)
 
@@ -301,7 +318,7 @@ def stop_run(run_dir: str | Path, root: Path | None = None) -> bool:
     Both of the trainer's stop channels are used: the STOP file, and SIGTERM, which also ends
     a trainer still loading its data (before it watches the STOP file) without harm.
     """
-    run = run_status(run_dir, root)
+    run = run_status(run_dir, root, estimate=False)
     if not run.active:
         return False
     (run.path / "STOP").touch()
@@ -314,10 +331,10 @@ def stop_run(run_dir: str | Path, root: Path | None = None) -> bool:
 def wait_for_run(run_dir: str | Path, timeout: float, root: Path | None = None, poll: float = 0.5) -> RunStatus:
     """Block until the run is no longer active (or `timeout` seconds pass); returns its last status."""
     deadline = time.monotonic() + timeout
-    run = run_status(run_dir, root)
+    run = run_status(run_dir, root, estimate=False)
     while run.active and time.monotonic() < deadline:
         time.sleep(poll)
-        run = run_status(run_dir, root)
+        run = run_status(run_dir, root, estimate=False)
     return run
 
 
@@ -338,25 +355,10 @@ def register_run(run_dir: str | Path, models_dir: Path | None = None, name: str 
                                      "registered": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
-@dataclass(frozen=True)
-class EpochEstimate:
-    seconds: float
-    images_per_s: float
-    measured: bool  # from a run on this machine, else the reference speed
-
-
-def estimate_epoch(arch: str, image_size: int, train_images: int, val_images: int, batch_size: int,
-                   max_batches: int = 0, root: Path | None = None) -> EpochEstimate:
-    """Seconds per epoch here: training at the speed last measured for this architecture and size
-    (else the reference speed, scaled by pixel count), plus validation at about 3x that speed."""
-    measured = next((run.images_per_s for run in list_runs(root) if run.images_per_s
-                     and run.config.get("arch", "inceptionv3") == arch and run.config.get("image_size") == image_size),
-                    None)
-    rate = measured or REFERENCE_IMAGES_PER_S[arch] * (REFERENCE_SIZE / image_size) ** 2
-    batches = train_images // batch_size
-    if max_batches:
-        batches = min(batches, max_batches)
-    return EpochEstimate(batches * batch_size / rate + val_images / (3 * rate), rate, measured is not None)
+def estimate_new_run(config: TrainConfig, train_images: int, val_images: int,
+                     root: Path | None = None) -> RunEstimate:
+    """How long `config` would train here, at the speeds the latest runs here measured for its network and size."""
+    return estimate_run(config, train_images, val_images, speeds_for(config.arch, config.image_size, list_runs(root)))
 
 
 def new_run_dir(name: str, root: Path | None = None) -> Path:

@@ -20,21 +20,21 @@ from emotion.registry import (ACTIVE_FILE, SHIPPED_MODEL, activate, active_model
 from training.data import EXPECTED_FORMS, DatasetError  # noqa: E402
 from training.evaluate import evaluate_model  # noqa: E402
 from training.inspect_data import DatasetReport, inspect_dataset  # noqa: E402
-from training.runs import (RunError, RunStatus, active_run, estimate_epoch, list_runs, new_run_dir,  # noqa: E402
+from training.runs import (RunError, RunStatus, active_run, estimate_new_run, list_runs, new_run_dir,  # noqa: E402
                            register_run, resume_run, run_status, runs_root, start_run, stop_run)
-from training.config import KNOBS, to_argv  # noqa: E402
+from training.config import KNOBS, TrainConfig  # noqa: E402
+from training.estimates import describe, duration  # noqa: E402
 from training.upload import MAX_UPLOAD_BYTES, datasets_root, save_upload  # noqa: E402
-from training.views import (compare_f1, compare_table, confusion_heatmap, learning_curves, models_table,  # noqa: E402
-                            per_class_frame)
+from training.views import (activation_warning, active_entry, compare_f1, compare_table, confusion_heatmap,  # noqa: E402
+                            data_difference, deletion_refusal, learning_curves, models_table, per_class_frame,
+                            same_file)
 from ui.auth import require_role  # noqa: E402
 from ui.common import plain  # noqa: E402
 
 require_role("developer")
 
 NOTICES = "training_notices"  # outcomes of button callbacks, shown at the top of the next run
-FLAGS = KNOBS  # the trainer's defaults, choices and help texts (training/config.py)
-LEARNING_RATES = list(FLAGS["lr"].page["options"])
-BATCH_SIZES = list(FLAGS["batch_size"].page["options"])
+PAGE_KNOBS = [name for name, knob in KNOBS.items() if knob.page]  # the trainer's settings the page offers
 PROGRESS_SECONDS = 3  # how often a run reports progress, so the live view moves
 KNOWN_ERRORS = (RunError, DatasetError, ModelFileError, ValueError, OSError)
 STARTS = {
@@ -61,16 +61,6 @@ def attempt(action, done: str, not_done: str = "") -> None:
             notify("info", not_done)
         else:
             notify("success", done.format(result=result))
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
 
 
 @st.cache_data(show_spinner="Reading the dataset (the full FER2013 takes about half a minute)…", max_entries=4)
@@ -136,63 +126,77 @@ def default_data_path() -> str:
 
 # ---- Train
 
-def settings_form(report: DatasetReport | None) -> dict | None:
-    """The run's settings as trainer flags (None until a dataset with both splits is chosen), with time estimates."""
+def knob_input(container, name: str, value=None, disabled: bool = False):
+    """One trainer setting as training/config.py's KNOBS describes it: label, help, options or bounds, default."""
+    knob = KNOBS[name]
+    value = knob.default if value is None else value
+    common = {"label": knob.page["label"], "help": knob.help, "disabled": disabled}
+    options = list(knob.page.get("options") or knob.choices or [])
+    if isinstance(knob.default, bool):
+        return container.checkbox(value=value, **common)
+    if options and knob.page.get("widget") == "slider":
+        return container.select_slider(options=options, value=value, format_func=lambda v: f"{v:g}", **common)
+    if options:
+        return container.selectbox(options=options, index=options.index(value), **common)
+    kind = type(knob.default)
+    return container.number_input(min_value=kind(knob.low), max_value=kind(knob.high), value=value,
+                                  step=knob.page.get("step", kind(1) if kind is int else 0.01), **common)
+
+
+def settings_form(report: DatasetReport | None) -> tuple[TrainConfig | None, list[str]]:
+    """The run's settings, built from KNOBS, with their time estimate; None until a dataset with both splits is
+    chosen, and the sentences saying which settings contradict each other."""
     current = active_model_path()
     starts = [key for key in STARTS if key != "finetune" or current.is_file()]
     start = st.radio("Start from", starts, format_func=lambda key: STARTS[key][0],
                      captions=[STARTS[key][1] for key in starts], horizontal=True)
     if not current.is_file():
         st.caption(f"Fine-tuning needs the current model, and {current} is not there yet.")
-    left, middle, right = st.columns(3)
+    values, fixed = {}, {}
     if start == "finetune":
         model = read_metadata(current)
-        arch = "small" if str(model.get("architecture", "")).startswith("small") else "inceptionv3"
-        left.markdown(f"Architecture **{arch}**, image size **{model.get('input_size', 75)} px** "
-                      f"(those of {current.name})")
-        size, init = int(model.get("input_size", 75)), str(current)
-    else:
-        arch = left.selectbox("Architecture", FLAGS["arch"].choices, help=FLAGS["arch"].help,
-                              disabled=start == "imagenet")
-        arch = "inceptionv3" if start == "imagenet" else arch
-        size = left.number_input("Image size (px)", 75 if arch == "inceptionv3" else 32, 299,
-                                 FLAGS["image_size"].default, help=FLAGS["image_size"].help)
-        init = start
-    epochs = left.number_input("Epochs", 1, 500, FLAGS["epochs"].default, help=FLAGS["epochs"].help)
-    batch_size = middle.selectbox("Batch size", BATCH_SIZES, BATCH_SIZES.index(FLAGS["batch_size"].default),
-                                  help=FLAGS["batch_size"].help)
-    lr = middle.select_slider("Learning rate", LEARNING_RATES, 1e-4 if start == "finetune" else FLAGS["lr"].default,
-                              format_func=lambda value: f"{value:g}", help=FLAGS["lr"].help)
-    optimizer = middle.selectbox("Optimizer", FLAGS["optimizer"].choices, help=FLAGS["optimizer"].help)
-    anneal = middle.number_input("Anneal the LR over the last N epochs", 0, 500, FLAGS["anneal_epochs"].default,
-                                 help=FLAGS["anneal_epochs"].help)
-    augment = right.checkbox("Augmentation", True, help="random flips, turns, shifts, zoom, brightness and "
-                                                        "cut-outs: less overfitting, slower to converge")
-    balance = right.selectbox("Class balancing", FLAGS["balance"].choices,
-                              FLAGS["balance"].choices.index(FLAGS["balance"].default), help=FLAGS["balance"].help)
-    with right.expander("Quick trial"):
-        limit = st.number_input("Training images (0 = all)", 0, None, 0, help=FLAGS["limit"].help)
-        max_batches = st.number_input("Batches per epoch (0 = all)", 0, None, 0, help=FLAGS["max_batches"].help)
+        fixed = {"arch": "small" if str(model.get("architecture", "")).startswith("small") else "inceptionv3",
+                 "image_size": int(model.get("input_size", 75))}
+        values.update(fixed, init=str(current))
+    elif start == "imagenet":
+        fixed = {"arch": "inceptionv3"}
+        values.update(fixed, init="imagenet")
+    main = [name for name in PAGE_KNOBS if "section" not in KNOBS[name].page]
+    columns = st.columns(3)
+    per_column = -(-len(main) // len(columns))
+    if start == "finetune":
+        columns[0].markdown(f"Architecture **{fixed['arch']}**, image size **{fixed['image_size']} px** "
+                            f"(those of {plain(current.name)})")
+    for index, name in enumerate(main):
+        if start == "finetune" and name in fixed:
+            continue
+        preset = 1e-4 if start == "finetune" and name == "lr" else fixed.get(name)
+        values[name] = knob_input(columns[index // per_column], name, preset, disabled=name in fixed)
+    sections = {}
+    for name in PAGE_KNOBS:
+        if "section" in KNOBS[name].page:
+            sections.setdefault(KNOBS[name].page["section"], []).append(name)
+    for title, names in sections.items():
+        with columns[-1].expander(title):
+            values.update({name: knob_input(st, name) for name in names})
 
+    config = TrainConfig(data=str(report.path) if report else "", skip_unreadable=bool(report and report.unreadable),
+                         **values)
+    problems = config.contradictions()
+    for problem in problems:
+        st.error(f"These settings contradict each other: {problem}.")
     if report is None or not report.images("train") or not report.images("val"):
         st.info("Choose a dataset with a train and a val split in the Data tab to start a run.")
-        return None
-    train_images = min(limit, report.images("train")) if limit else report.images("train")
-    estimate = estimate_epoch(arch, size, train_images, report.images("val"), batch_size, max_batches)
-    source = ("measured by an earlier run here" if estimate.measured
-              else "typical for this 2-core machine; 139 px is about 3x slower than 75 px")
-    st.info(f"About **{duration(estimate.seconds)} per epoch** here ({train_images} training images at "
-            f"~{estimate.images_per_s:.0f} images/s, {source}); {epochs} epochs take up to "
-            f"{duration(estimate.seconds * epochs)}, and early stopping often ends sooner.")
-    return {"data": str(report.path), "arch": arch, "image_size": size, "epochs": epochs, "batch_size": batch_size,
-            "lr": lr, "optimizer": optimizer, "anneal_epochs": anneal, "augment": augment, "balance": balance,
-            "init": init, "limit": limit, "max_batches": max_batches, "skip_unreadable": bool(report.unreadable),
-            "print_every": max(1, round(PROGRESS_SECONDS * estimate.images_per_s / batch_size))}
+        return None, problems
+    estimate = estimate_new_run(config, report.images("train"), report.images("val"))
+    st.info(describe(estimate, plain))
+    config.print_every = max(1, round(PROGRESS_SECONDS * estimate.speeds.train / config.batch_size))
+    return config, problems
 
 
-def start(settings: dict, name: str) -> str:
+def start(config: TrainConfig, name: str) -> str:
     run_dir = new_run_dir(name)
-    start_run(run_dir, to_argv(settings))
+    start_run(run_dir, config.to_argv())
     st.session_state["run_choice"] = run_dir.name
     return run_dir.name
 
@@ -202,13 +206,14 @@ def show_progress(run_dir: Path, watching: bool) -> None:
     run = run_status(run_dir)
     if watching and not run.active:
         st.rerun()  # it ended: redraw the whole page (buttons, evaluation)
-    epoch = min(run.epoch + 1, run.epochs) if run.active else run.epoch
-    st.progress(run.fraction, text=f"**{run.status}** · epoch {epoch} of {run.epochs or '?'}")
+    st.progress(run.fraction, text=f"**{run.status}** · {run.position}")
     if run.active:
         st.progress(run.epoch_fraction, text=f"batch {run.batch} of {run.batches or '?'} in this epoch")
     elapsed, remaining, speed, best = st.columns(4)
     elapsed.metric("Elapsed", duration(run.elapsed))
-    remaining.metric("Remaining", duration(run.remaining), help="until the last epoch; early stopping may end sooner")
+    remaining.metric("Remaining", duration(run.remaining),
+                     help="until the last epoch and the wrap-up, at the speed this run measures (blended with earlier "
+                          "runs' until it has finished an epoch); early stopping may end sooner")
     speed.metric("Speed", f"{run.images_per_s:.0f} images/s" if run.images_per_s else "–")
     best.metric("Best val accuracy", f"{run.best_val_accuracy:.1%}" if run.best_val_accuracy else "–")
     if run.status in ("failed", "crashed"):
@@ -216,8 +221,8 @@ def show_progress(run_dir: Path, watching: bool) -> None:
                  "Resume continues from its last checkpoint.")
     elif run.status == "starting":
         st.caption("Loading the data and the model…")
-    elif run.message:
-        st.caption(plain(run.message))
+    elif run.note:
+        st.caption(plain(run.note))
     if len(run.history):
         st.plotly_chart(learning_curves(run.history))
     elif run.active:
@@ -267,7 +272,7 @@ def show_run_model(run: RunStatus) -> None:
                     "Registered as {result}; activate it in the Models tab."))
 
 
-def show_runs() -> None:
+def show_runs(going: RunStatus | None) -> None:
     runs = {run.name: run for run in list_runs()}
     if not runs:
         st.caption(f"No runs yet in {runs_root()}.")
@@ -284,7 +289,10 @@ def show_runs() -> None:
     stop.button("Stop", disabled=not run.active, on_click=attempt,
                 args=(lambda: stop_run(run.path), f"{name} stops after its current batch, keeping a checkpoint.",
                       f"{name} is not running."))
-    resume.button("Resume", disabled=run.active or run.status in ("finished", "new"), on_click=attempt,
+    why_not = ("it is training" if run.active else f"it has {run.status}" if run.status in ("finished", "new")
+               else f"{going.name} is training; one run trains at a time" if going else "")
+    resume.button("Resume", disabled=bool(why_not), help=f"Not now: {why_not}" if why_not else
+                  "continue from its last checkpoint", on_click=attempt,
                   args=(lambda: resume_run(run.path), f"{name} resumes from its last checkpoint."))
     if run.best_model and not run.active:
         show_run_model(run)
@@ -294,30 +302,43 @@ def show_runs() -> None:
 
 def show_models() -> None:
     folder, entries, active = models_dir(), list_models(), active_model_path()
-    active_name = active.name if active.is_file() and active.parent.resolve() == folder.resolve() else None
+    current = active_entry(entries, active)
+    st.caption(f"Registered models are kept in {folder} (set CLASS_MOOD_MODELS to move them); the shipped default "
+               f"stays in {SHIPPED_MODEL.parent}, which this page never writes to.")
     if not active.is_file():
         st.warning(f"The dashboard's model {active} is not there yet (the shipped model is still being trained); "
                    "activate a registered model to use one now.")
-    elif active_name is None:
+    elif same_file(active, SHIPPED_MODEL):
         st.info(f"The dashboard uses the shipped default {active}.")
     else:
-        st.success(f"The dashboard uses **{plain(active_name)}**; its sessions started from now on pick up a change.")
+        st.success(f"The dashboard uses **{plain(active.name)}**; its sessions started from now on pick up a change.")
     if not entries:
         st.info(f"No models in {folder} yet: register a run's best model in the Train tab.")
         return
-    st.dataframe(models_table(entries, active_name))
+    st.dataframe(models_table(entries, active))
     by_name = {entry.name: entry for entry in entries}
     chosen = st.selectbox("Model", list(by_name), key="model_choice")
-    path = by_name[chosen].path
+    entry = by_name[chosen]
     activate_column, restore_column, delete_column = st.columns(3)
-    activate_column.button("Activate", disabled=chosen == active_name, on_click=attempt,
-                           args=(lambda: activate(path), f"{chosen} is active: the dashboard uses it from its "
-                                                         "next session."))
+    risk = activation_warning(entry, current)
+    sure = True
+    if risk:
+        activate_column.warning(plain(f"{risk}."))
+        sure = activate_column.checkbox(f"Yes, activate {plain(chosen)} anyway", key=f"confirm_activate_{chosen}")
+    activate_column.button("Activate", disabled=entry is current or not sure, on_click=attempt,
+                           help="it is the active model" if entry is current else None,
+                           args=(lambda: activate(entry.path), f"{chosen} is active: the dashboard uses it from its "
+                                                               "next session."))
     with restore_column:
         restore_button()
-    sure = delete_column.checkbox(f"Yes, delete {plain(chosen)}", key=f"confirm_delete_{chosen}")
-    delete_column.button("Delete", disabled=not sure, on_click=attempt,
-                         args=(lambda: delete_model(path), f"Deleted {chosen}."))
+    refusal = deletion_refusal(entry, active)
+    if refusal:
+        delete_column.button("Delete", disabled=True, help=f"Not possible: {refusal}", key="delete")
+        delete_column.caption(plain(f"{refusal}."))
+    else:
+        sure = delete_column.checkbox(f"Yes, delete {plain(chosen)}", key=f"confirm_delete_{chosen}")
+        delete_column.button("Delete", disabled=not sure, key="delete", on_click=attempt,
+                             args=(lambda: delete_model(entry.path), f"Deleted {chosen}."))
 
     if len(entries) >= 2:
         st.subheader("Compare")
@@ -327,6 +348,10 @@ def show_models() -> None:
         if first == second:
             st.info("Choose two different models.")
         else:
+            difference = data_difference(by_name[first], by_name[second])
+            if difference:
+                st.warning(plain(f"Their val accuracies were {difference}; evaluate both on one dataset in the "
+                                 "Evaluate tab to compare them."))
             st.dataframe(compare_table(by_name[first], by_name[second]))
             st.plotly_chart(compare_f1(by_name[first], by_name[second]))
 
@@ -344,12 +369,17 @@ def show_evaluation() -> None:
         return
     chosen = st.selectbox("Model", list(entries), key="evaluate_choice")
     entry, data = entries[chosen], entries[chosen].metadata.get("data", {})
+    trained_on = data.get("path", "")
+    here = [path for path in (trained_on, st.session_state.get("data_path", "")) if path and Path(path).expanduser().exists()]
+    if trained_on and trained_on not in here:
+        st.caption(f"{plain(chosen)} was validated on {plain(trained_on)}, which is not on this machine.")
     path_column, split_column = st.columns([4, 1])
-    dataset = path_column.text_input("Dataset", data.get("path") or st.session_state.get("data_path", ""),
-                                     key=f"evaluate_data_{chosen}", help=f"Expected: {EXPECTED_FORMS}")
+    dataset = path_column.text_input("Dataset", here[0] if here else "", key=f"evaluate_data_{chosen}",
+                                     placeholder="the path of a FER2013 dataset on this machine",
+                                     help=f"Expected: {EXPECTED_FORMS}").strip()
     split = split_column.text_input("Split", data.get("val_split", "val"), key=f"evaluate_split_{chosen}")
     request = (str(entry.path), dataset, split)
-    if st.button("Evaluate", type="primary"):
+    if st.button("Evaluate", type="primary", disabled=not dataset, help=None if dataset else "give a dataset first"):
         st.session_state["evaluation"] = request
     if st.session_state.get("evaluation") != request:
         return
@@ -383,18 +413,21 @@ with data_tab:
     dataset = show_dataset(st.session_state["data_path"].strip())
 with train_tab:
     going = active_run()
-    if going:
-        st.warning(f"{going.name} is training now; a new run can start when it ends.")
     try:
-        settings = settings_form(dataset)
+        config, problems = settings_form(dataset)
     except ModelFileError as exc:  # active.txt names no model of the folder: put right in the Models tab
         st.error(plain(exc))
-        settings = None
+        config, problems = None, []
     run_name = st.text_input("Run name", placeholder="empty: run-DATE-TIME", help=f"A folder in {runs_root()}")
-    st.button("Start training", type="primary", disabled=settings is None, on_click=attempt,
-              args=(lambda: start(settings, run_name), "Started {result}."))
+    why_not = (f"{going.name} is training ({going.position}); one run trains at a time: stop it or let it end"
+               if going else "the settings above contradict each other" if problems
+               else "choose a dataset first" if config is None else "")
+    st.button("Start training", type="primary", disabled=bool(why_not), help=why_not or None, on_click=attempt,
+              args=(lambda: start(config, run_name), "Started {result}."))
+    if going or problems:
+        st.caption(plain(f"Start is off: {why_not}."))
     st.divider()
-    show_runs()
+    show_runs(going)
 with evaluate_tab:
     show_evaluation()
 with models_tab:

@@ -7,7 +7,8 @@ texts, and the run's stored config.json all come from `TrainConfig`, so a new kn
     KNOBS["lr"].help, KNOBS["lr"].page["options"]                             # what the page shows
 
 Each field's metadata holds its help text, its choices or bounds, whether a resumed run may change it, and
-how the Training page offers it (`page`: label and widget hints; None = command line only).
+how the Training page offers it (`page`: label and widget hints — "options" to pick from, "widget": "slider",
+"step" of a number, "section" to group it under; None = command line only).
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class TrainConfig:
                                    "cosine over --anneal-epochs from where it is)", choices=OPTIMIZERS,
                           page={"label": "Optimizer"})
     lr: float = knob(5e-4, "peak learning rate, reached after the warmup", low=1e-7, high=1.0,
-                     page={"label": "Learning rate", "options": LEARNING_RATES})
+                     page={"label": "Learning rate", "options": LEARNING_RATES, "widget": "slider"})
     momentum: float = knob(0.9, "SGD momentum", low=0.0, high=0.999)
     weight_decay: float = knob(0.01, "decoupled weight decay (0 = off), scaled by the learning rate as in AdamW",
                                low=0.0, high=1.0)
@@ -76,7 +77,7 @@ class TrainConfig:
                              "crop (0 = the whole face)", low=0, high=48, fixed=True,
                           page={"label": "Random crop (px of 48, 0 = off)"})
     mixup: float = knob(0.0, "mixup: blend pairs of training faces and their labels by a Beta(a, a) weight (0 = off)",
-                        low=0.0, high=10.0, page={"label": "Mixup alpha (0 = off)"})
+                        low=0.0, high=10.0, page={"label": "Mixup alpha (0 = off)", "step": 0.1})
     recalibrate_images: int = knob(25600, "when the run ends, re-estimate BatchNorm statistics of the best model on "
                                           "this many clean training faces and keep the result if val improves "
                                           "(0 = off; python -m training.recalibrate)", low=0, high=10**7)
@@ -88,10 +89,10 @@ class TrainConfig:
                      fixed=True)
     checkpoint_every: int = knob(200, "batches between resumable checkpoints", low=1, high=10**6)
     limit: int = knob(0, "use only the first N training images (0 = all)", low=0, high=10**7, fixed=True,
-                      page={"label": "Training images (0 = all)"})
+                      page={"label": "Training images (0 = all)", "section": "Quick trial"})
     val_limit: int = knob(0, "use only the first N validation images (0 = all)", low=0, high=10**7)
     max_batches: int = knob(0, "cap batches per epoch (0 = full epochs); for quick trials", low=0, high=10**7,
-                            page={"label": "Batches per epoch (0 = all)"})
+                            page={"label": "Batches per epoch (0 = all)", "section": "Quick trial"})
     skip_unreadable: bool = knob(False, "leave out unreadable images instead of failing")
     strategy: str = knob("default", "tf.distribute strategy: mirrored = all GPUs of this machine; multi-worker = "
                                     "several machines described by the TF_CONFIG environment variable",

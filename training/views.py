@@ -1,12 +1,16 @@
-"""Figures and tables of the training page, built without Streamlit so they can be tested and reused."""
+"""Figures, tables and checks of the training page, built without Streamlit so they can be tested and reused."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from emotion.labels import EMOTIONS
-from emotion.registry import ModelEntry
+from emotion.registry import SHIPPED_MODEL, ModelEntry
+
+CLEARLY_WORSE = 0.02  # val accuracy this far below the active model's asks for a confirmation before activating
 
 
 def learning_curves(history: pd.DataFrame) -> go.Figure:
@@ -50,14 +54,58 @@ def model_summary(entry: ModelEntry, active: bool = False) -> dict:
         "created": meta.get("created", ""), "run": meta.get("run", meta.get("name", "")),
         "architecture": meta.get("architecture", ""), "input px": meta.get("input_size"), "epoch": meta.get("epoch"),
         "data": data.get("path", ""), "train images": data.get("train_images"), "val images": data.get("val_images"),
+        "val data fingerprint": data.get("val_fingerprint", ""),
         "optimizer": settings.get("optimizer", ""), "learning rate": settings.get("lr"),
         "batch size": settings.get("batch_size"), "augment": settings.get("augment"),
         "balance": settings.get("balance", ""), "start": settings.get("init", ""), "size MB": round(entry.size_mb, 1),
     }
 
 
-def models_table(entries: list[ModelEntry], active_name: str | None) -> pd.DataFrame:
-    return pd.DataFrame([model_summary(e, e.name == active_name) for e in entries]).set_index("model")
+def models_table(entries: list[ModelEntry], active: Path) -> pd.DataFrame:
+    return pd.DataFrame([model_summary(e, same_file(e.path, active)) for e in entries]).set_index("model")
+
+
+def same_file(first: Path, second: Path) -> bool:
+    return Path(first).resolve() == Path(second).resolve()
+
+
+def active_entry(entries: list[ModelEntry], active: Path) -> ModelEntry | None:
+    return next((entry for entry in entries if same_file(entry.path, active)), None)
+
+
+def activation_warning(chosen: ModelEntry, active: ModelEntry | None) -> str | None:
+    """Why activating `chosen` deserves a second thought: its val accuracy is clearly below the active model's,
+    or unknown. None when it is not (or there is no active model to lose)."""
+    if active is None or same_file(chosen.path, active.path):
+        return None
+    if chosen.val_accuracy is None:
+        return f"{chosen.name} records no val accuracy, so nobody knows how well it does"
+    if active.val_accuracy is not None and chosen.val_accuracy < active.val_accuracy - CLEARLY_WORSE:
+        note = data_difference(chosen, active)
+        return (f"{chosen.name} reached {chosen.val_accuracy:.1%} on val, the active {active.name} "
+                f"{active.val_accuracy:.1%}" + (f" ({note})" if note else ""))
+    return None
+
+
+def deletion_refusal(entry: ModelEntry, active: Path) -> str | None:
+    """Why `entry` cannot be deleted (emotion.registry.delete_model refuses the same), else None."""
+    if same_file(entry.path, SHIPPED_MODEL):
+        return f"{entry.name} is the shipped default and cannot be deleted"
+    if same_file(entry.path, active):
+        return f"{entry.name} is the active model; activate another one before deleting it"
+    return None
+
+
+def data_difference(first: ModelEntry, second: ModelEntry) -> str | None:
+    """Whether two models' val accuracies were measured on different data (their metadata's data fingerprints)."""
+    prints = [entry.metadata.get("data", {}).get("val_fingerprint") for entry in (first, second)]
+    if None in prints:
+        unknown = [entry.name for entry, value in zip((first, second), prints) if value is None]
+        verb = "do not record their" if len(unknown) == 2 else "does not record its"
+        return f"{' and '.join(unknown)} {verb} validation data, so the accuracies may not compare"
+    if prints[0] != prints[1]:
+        return "measured on different validation data (the data fingerprints differ), so the accuracies do not compare"
+    return None
 
 
 def compare_table(first: ModelEntry, second: ModelEntry) -> pd.DataFrame:

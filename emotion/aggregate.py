@@ -173,7 +173,10 @@ class MoodAggregator:
         self.confusion = None if confusion is None else np.asarray(confusion, dtype=np.float64)
         if prior is None:
             prior = np.ones(len(EMOTIONS)) if self.confusion is None else self.confusion.sum(axis=1)
-        self.prior = np.asarray(prior, dtype=np.float64) / np.sum(prior)
+        # a share of 0 in a stored prior (an underflow in the fit of a stand-in model) would divide by zero in EM
+        prior = np.asarray(prior, dtype=np.float64)
+        prior = np.maximum(np.where(np.isfinite(prior), prior, 0.0), 1e-3)
+        self.prior = prior / prior.sum()
         self.interval_samples = interval_samples
         self.smoother = TrackSmoother()
         self._minutes: dict[int, _Minute] = {}

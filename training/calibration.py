@@ -62,19 +62,26 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """T > 0; a model that is no better than chance on these faces (an untrained one) gets T = 100, which
-    flattens its outputs, rather than the negative T that would reverse them."""
+    """T within [0.05, 100]: a model that is no better than chance on these faces (an untrained one) gets
+    T = 100, which flattens its outputs, rather than the negative T that would reverse them; one that separates
+    them perfectly (a stand-in on drawn faces), where the best T tends to 0 and Newton's steps diverge, gets
+    0.05; a fit that fails outright keeps the model's own outputs (T = 1)."""
     logits = np.log(np.clip(probabilities, 1e-30, None))
-    return float(1.0 / max(fit_linear_softmax(logits[:, :, None], labels)[0], 0.01))
+    with np.errstate(all="ignore"):
+        inverse = fit_linear_softmax(logits[:, :, None], labels)[0]
+    return 1.0 if not np.isfinite(inverse) else float(1.0 / np.clip(inverse, 0.01, 20.0))
 
 
 def implied_prior(probabilities: np.ndarray, labels: np.ndarray, temperature: float, classes: int) -> np.ndarray:
     """The class prior the temperature-scaled posteriors are calibrated under (see the module's docstring)."""
     logits = np.log(np.clip(probabilities, 1e-30, None)) / temperature
     bias_design = np.broadcast_to(np.eye(classes), (len(labels), classes, classes))
-    bias = fit_linear_softmax(np.concatenate([logits[:, :, None], bias_design], axis=2), labels)[1:]
     frequencies = np.bincount(labels, minlength=classes) / len(labels)
-    prior = frequencies * np.exp(-bias)
+    with np.errstate(all="ignore"):
+        bias = fit_linear_softmax(np.concatenate([logits[:, :, None], bias_design], axis=2), labels)[1:]
+        prior = frequencies * np.exp(-bias)
+    if not np.all(np.isfinite(prior)) or prior.sum() <= 0:  # the fit diverged (perfectly separated faces)
+        return frequencies
     return prior / prior.sum()
 
 

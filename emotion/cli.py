@@ -1,5 +1,6 @@
-"""Command line: `python -m emotion analyze VIDEO --csv OUT.csv`, `python -m emotion sessions ...`
-and `python -m emotion users hash-password`."""
+"""Command line: `python -m emotion analyze VIDEO --csv OUT.csv [--markers lesson.csv]`,
+`python -m emotion sessions (list|export|summary|markers|report|import|purge) ...` and
+`python -m emotion users hash-password`."""
 from __future__ import annotations
 
 import argparse
@@ -22,14 +23,32 @@ def _store():
     return SessionStore(database_url())
 
 
+def _class_only(args) -> bool:
+    """--class-only, or the school's CLASS_MOOD_CLASS_ONLY setting."""
+    from emotion.settings import class_only
+
+    return getattr(args, "class_only", False) or class_only()
+
+
 def cmd_analyze(args) -> int:
     from emotion.analyze import analyze_video
     from emotion.classifier import EmotionClassifier
     from emotion.detect import DetectorSettings
+    from emotion.markers import parse_markers_csv
 
+    class_only = _class_only(args)
+    if class_only and args.students:
+        raise ValueError("class-only mode stores and exports no per-student rows; leave out --students")
+    markers = []
+    if args.markers:  # checked before the long analysis starts
+        path = Path(args.markers)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist")
+        markers = parse_markers_csv(path.read_bytes(), path.name)
     settings = SessionSettings(analysis_fps=args.fps, every=args.every, detect_every=args.detect_every,
                                minute_seconds=args.minute_seconds, aggregation=args.aggregation,
-                               coast_seconds=args.coast_seconds, detector=DetectorSettings(min_face_size=args.min_face))
+                               coast_seconds=args.coast_seconds, detector=DetectorSettings(min_face_size=args.min_face),
+                               class_only=class_only)
     classifier = EmotionClassifier.load(args.weights)
     store = None if args.no_store else _store()
     print(f"analysing {args.video} with {classifier.name} "
@@ -43,8 +62,12 @@ def cmd_analyze(args) -> int:
             print(f"  {seconds:.0f}{total} s of video", file=sys.stderr, flush=True)
 
     clock = time.monotonic()
+    def add_markers(session) -> None:  # stored with the session from its first write on
+        for marker in markers:
+            session.add_marker(marker.label, marker.text, marker.seconds)
+
     analysis = analyze_video(args.video, classifier, settings, store=store, title=args.title or "",
-                             owner=args.owner, progress=progress)
+                             owner=args.owner, progress=progress, on_session=add_markers)
     elapsed = time.monotonic() - clock
     session, pipeline = analysis.session, analysis.session.pipeline
     minutes = session.aggregator.minutes()
@@ -62,6 +85,13 @@ def cmd_analyze(args) -> int:
         print("warning: no faces were found in this video", file=sys.stderr)
     if analysis.ended_early:
         print(f"warning: {analysis.ended_early}", file=sys.stderr)
+    late = [m for m in markers if m.seconds > analysis.decoded_seconds]
+    if late:
+        print(f"warning: {len(late)} marker(s) lie after the last analysed frame ({analysis.decoded_seconds:.0f} s), "
+              f"e.g. {late[0].label} at {late[0].seconds:.0f} s", file=sys.stderr)
+    if markers:
+        print(f"{len(markers)} lesson marker(s) " + ("stored with the session" if store else "read (not stored)"),
+              file=sys.stderr)
     if analysis.stopped:
         print(f"error: {analysis.stopped}; {args.csv} and session {session_id} hold the part before it",
               file=sys.stderr)
@@ -92,6 +122,9 @@ def _chosen_session(store, args):
 def cmd_sessions_export(args) -> int:
     store = _store()
     info = _chosen_session(store, args)
+    if args.students and (info.class_only or _class_only(args)):
+        raise ValueError(f"session {info.id} is class-only: no per-student rows are stored or exported"
+                         if info.class_only else "class-only mode (CLASS_MOOD_CLASS_ONLY) exports no per-student rows")
     rows = minute_rows(info.id, info.started_at, store.minutes(info.id), info.minute_seconds)
     Path(args.csv).write_bytes(to_csv_bytes(rows))
     if args.students:
@@ -120,6 +153,38 @@ def cmd_sessions_summary(args) -> int:
         print("  whole session: " + ", ".join(f"{e} {share:.0%}" for e, share in mix.items()))
     for change in mood_changes(minutes):
         print(f"  mood change minute {change.previous + 1} -> {change.minute + 1}: {change.distance:.0%}")
+    return 0
+
+
+def cmd_sessions_markers(args) -> int:
+    from emotion.markers import MARKER_COLUMNS, format_time, marker_rows
+
+    store = _store()
+    info = _chosen_session(store, args)
+    markers = store.markers(info.id)
+    if args.csv:
+        Path(args.csv).write_bytes(to_csv_bytes(marker_rows(info.id, markers, info.minute_seconds), MARKER_COLUMNS))
+        print(f"session {info.id} ({info.title}): {len(markers)} marker(s) written to {args.csv}", file=sys.stderr)
+        return 0
+    print(f"session {info.id} ({info.title}): {len(markers)} lesson marker(s)")
+    for m in markers:
+        print(f"  {format_time(m.seconds):>8}  minute {m.minute(info.minute_seconds) + 1:<4}  {m.label}"
+              + (f" — {m.text}" if m.text else ""))
+    return 0
+
+
+def cmd_sessions_report(args) -> int:
+    from emotion.report import REPORT_SUFFIXES, load_report, write_report
+
+    out = Path(args.out)
+    if out.suffix.lower() not in REPORT_SUFFIXES:
+        raise ValueError(f"--out must end in {' or '.join(REPORT_SUFFIXES)}, not {out.name!r}")
+    store = _store()
+    info = _chosen_session(store, args)
+    report = load_report(store, info.id, threshold=args.threshold, class_only=_class_only(args))
+    for problem in write_report(report, out):
+        print(f"warning: {problem}", file=sys.stderr)
+    print(f"session {info.id} ({info.title}): report written to {out}", file=sys.stderr)
     return 0
 
 
@@ -220,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "so only analysts and developers see it)")
     analyze.add_argument("--title", help="session title (default: the file name)")
     analyze.add_argument("--no-store", action="store_true", help="do not store the session in the database")
+    analyze.add_argument("--markers", metavar="FILE", help="lesson markers to store with the session: a CSV of "
+                                                           "time,label[,text], time in seconds or m:ss of the video")
+    analyze.add_argument("--class-only", action="store_true",
+                         help="store the class's minutes only, no per-student rows (always on with "
+                              "CLASS_MOOD_CLASS_ONLY=1)")
     analyze.set_defaults(run=cmd_analyze)
 
     sessions = commands.add_parser("sessions", help="stored sessions").add_subparsers(dest="action", required=True)
@@ -234,6 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--threshold", type=float, default=AlertRule().negative_threshold,
                          help="negative share (angry+disgust+fear+sad) counted as high")
     summary.set_defaults(run=cmd_sessions_summary)
+    markers = sessions.add_parser("markers", help="a session's lesson markers, listed or written as CSV")
+    _add_session_choice(markers)
+    markers.add_argument("--csv", help="write them to this CSV instead of listing them")
+    markers.set_defaults(run=cmd_sessions_markers)
+    report = sessions.add_parser("report", help="a report to hand on: PDF or HTML")
+    _add_session_choice(report)
+    report.add_argument("--out", required=True, help="FILE.pdf or FILE.html")
+    report.add_argument("--threshold", type=float, help="negative share counted as high "
+                                                        "(default: the one the session ran with)")
+    report.add_argument("--class-only", action="store_true", help="leave out the per-student parts")
+    report.set_defaults(run=cmd_sessions_report)
     importer = sessions.add_parser("import", help="validate and store a session CSV")
     importer.add_argument("file")
     importer.add_argument("--title")

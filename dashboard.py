@@ -22,9 +22,11 @@ from emotion.settings import SettingsError, ice_servers  # noqa: E402
 from emotion.store import TITLE_LENGTH  # noqa: E402
 from emotion.video import VIDEO_SUFFIXES, VideoError, probe  # noqa: E402
 from ui.auth import keep_alive, require_role  # noqa: E402
-from ui.common import (PRIVACY_NOTE, get_classifier, get_store, plain, privacy_notice_acknowledged,  # noqa: E402
+from ui.common import (get_classifier, get_store, plain, privacy_note, privacy_notice_acknowledged,  # noqa: E402
                        remember, upload_limit_mb)
 from ui.jobs import describe, sidebar_jobs, video_jobs  # noqa: E402
+from ui.common import school_class_only  # noqa: E402
+from ui.markers import marker_bar  # noqa: E402
 from ui.mood_view import download_csv, show_alerts, show_mood  # noqa: E402
 
 user = require_role("teacher", "developer")
@@ -39,7 +41,7 @@ METHODS_HELP = ("em (default): the mix that best explains the faces' calibrated 
                 "corrected: top shares with the model's known confusions undone.")
 
 st.title("Class Mood")
-st.caption(PRIVACY_NOTE)
+school_only = school_class_only()
 
 # ---- sidebar: settings
 with st.sidebar:
@@ -47,6 +49,9 @@ with st.sidebar:
     # every setting keeps its value for this browser session while the teacher looks at other pages
     title = st.text_input("Class name", key=remember("class-name", "My class"), max_chars=TITLE_LENGTH,
                           help="Stored with the session; editable later.")
+    class_only = st.checkbox("Class only: no per-student numbers", value=school_only, disabled=school_only,
+                             help="Only the class's mix per minute is stored and shown; nothing per student."
+                                  + (" Your school has turned this on for every session." if school_only else ""))
     source = st.radio("Video source", SOURCES, key=remember("source", SOURCES[0]),
                       help="Camera: your webcam or a virtual camera (e.g. OBS window capture of the call gallery).")
     with st.expander("Analysis", expanded=True):
@@ -82,6 +87,7 @@ with st.sidebar:
                                       key=remember("consecutive", DEFAULTS.alert_rule.consecutive_minutes))
         face_drop = st.slider("or visible faces drop by", 0.1, 0.9, step=0.05,
                               key=remember("face-drop", DEFAULTS.alert_rule.face_drop))
+st.caption(privacy_note(class_only))
 
 classifier = get_classifier()
 store = get_store()
@@ -97,7 +103,8 @@ detector = DetectorSettings(scale_factor=scale_factor, min_neighbors=min_neighbo
                             max_width=max_width, equalization=equalization)
 alert_rule = AlertRule(negative_threshold=threshold, consecutive_minutes=int(consecutive), face_drop=face_drop)
 session_settings = SessionSettings(analysis_fps=analysis_fps, minute_seconds=float(minute_seconds),
-                                   aggregation=aggregation, blur_faces=blur, detector=detector, alert_rule=alert_rule)
+                                   aggregation=aggregation, blur_faces=blur, detector=detector, alert_rule=alert_rule,
+                                   class_only=class_only)
 sidebar_jobs(user.name)
 
 
@@ -135,7 +142,14 @@ def live_panel(live: LiveSession, key: str) -> None:
     if live.session:
         download_csv(live.session_id or "unsaved", live.session.started_at, live.minutes(),
                      session_settings.minute_seconds, key=f"dl-live-{key}", label="Download the minutes so far (CSV)")
-    show_mood(live.minutes(), live.student_minutes(), key=key)
+    if live.session and not status.ended:
+        marker_bar(live.session.add_marker, key=key)
+    show_live_mood(live, key)
+
+
+def show_live_mood(live: LiveSession, key: str) -> None:
+    show_mood(live.minutes(), live.student_minutes(), key=key, markers=live.session.markers if live.session else [],
+              minute_seconds=live.settings.minute_seconds, class_only=live.settings.class_only)
 
 
 def earlier_sessions() -> None:
@@ -192,7 +206,7 @@ def camera_source() -> None:
         return
     if live.status().ended:
         st.info("The camera stopped; the session is saved. Press START for a new session.")
-        show_mood(live.minutes(), live.student_minutes(), key="camera-ended")
+        show_live_mood(live, "camera-ended")
         offer_download(live)
         return
 
@@ -256,6 +270,8 @@ def video_job_panel(job: VideoJob) -> None:
             st.progress(job.fraction or 0.0, text=describe(job))
             st.button("Cancel analysis", key=f"cancel-{job.id}", on_click=job.cancel,
                       help="Stops after the current frame; the part analysed so far is kept.")
+            if job.session:
+                marker_bar(job.session.add_marker, key=f"job-{job.id}")
             if job.preview is not None:
                 st.image(job.preview, channels="BGR", width="stretch")
         running()
@@ -279,7 +295,8 @@ def video_job_panel(job: VideoJob) -> None:
         st.caption(f"{stored} as session {session.session_id}: {len(minutes)} minute(s), {timer.faces} faces.")
         download_csv(session.session_id, session.started_at, minutes, session.settings.minute_seconds,
                      key=f"dl-{job.id}")
-    show_mood(minutes, session.aggregator.student_minutes(), key=f"video-{job.id}")
+    show_mood(minutes, session.aggregator.student_minutes(), key=f"video-{job.id}", markers=session.markers,
+              minute_seconds=session.settings.minute_seconds, class_only=session.settings.class_only)
 
 
 # ---- source 3: the call window on this computer
@@ -325,5 +342,5 @@ def screen_source() -> None:
 
 
 earlier_sessions()
-if privacy_notice_acknowledged():
+if privacy_notice_acknowledged(class_only):
     {"Camera": camera_source, "Recorded video": video_source}.get(source, screen_source)()

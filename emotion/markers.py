@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 from emotion.aggregate import MinuteMood
 from emotion.analysis import session_distribution, total_variation
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
+from emotion.session_csv import FORMULA_START
 
 LABELS = ("new topic", "question", "quiz", "break")  # the ready labels offered with one click
 NOTE = "note"  # the label of a marker the teacher typed
@@ -139,7 +140,7 @@ def parse_markers_csv(data: bytes, name: str = "the markers CSV") -> list[Marker
         try:
             if not record.get("time", "").strip():
                 raise MarkerError("the time is empty")
-            markers.append(new_marker(record.get("label", ""), record.get("text", ""),
+            markers.append(new_marker(_unquoted(record.get("label", "")), _unquoted(record.get("text", "")),
                                       seconds=parse_time(_unquoted(record["time"]))))
         except MarkerError as exc:
             raise MarkerError(f"{name} row {row}: {exc}") from None
@@ -148,7 +149,7 @@ def parse_markers_csv(data: bytes, name: str = "the markers CSV") -> list[Marker
 
 def _unquoted(cell: str) -> str:
     """A cell as `to_csv_bytes` wrote it, without the ' it puts before what a spreadsheet would run."""
-    return cell[1:] if cell.startswith("'") else cell
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_START, "'")) else cell
 
 
 def marker_rows(session_id: str, markers: list[Marker], minute_seconds: float) -> list[dict]:

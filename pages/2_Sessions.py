@@ -1,12 +1,14 @@
-"""The analyst's page: look back at stored sessions or an uploaded session CSV, compare them, export, tidy up.
+"""The analyst's page: look back at stored sessions or an uploaded session CSV, compare them, export, tidy up;
+lesson markers, session reports, and one class's sessions over time (Trends).
 
-Thin on purpose: numbers come from emotion.analysis, figures from emotion.charts, storage from emotion.store.
+Thin on purpose: numbers come from emotion.analysis, emotion.markers and emotion.trends, figures from
+emotion.charts, reports from emotion.report, storage from emotion.store.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -23,11 +25,15 @@ from emotion.aggregate import MinuteMood, StudentMinute  # noqa: E402
 from emotion.alerts import AlertRule  # noqa: E402
 from emotion.analysis import mood_changes, summarize  # noqa: E402
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS  # noqa: E402
+from emotion.markers import Marker  # noqa: E402
+from emotion.report import SessionReport, load_report, report_html, report_pdf  # noqa: E402
 from emotion.session_csv import (STUDENT_COLUMNS, ImportedSession, SessionCsvError, parse_session_csv,  # noqa: E402
                                  student_rows, to_csv_bytes)
 from emotion.store import TITLE_LENGTH, Alert, SessionInfo, SessionNotFound, SessionStore  # noqa: E402
+from emotion.trends import TREND_COLUMNS, class_names, class_trend, trend_figure, trend_rows  # noqa: E402
 from ui.auth import require_role  # noqa: E402
-from ui.common import PRIVACY_NOTE, chart_label, get_store, plain  # noqa: E402
+from ui.common import chart_label, get_store, plain, privacy_note, school_class_only  # noqa: E402
+from ui.markers import marker_editor, show_mood_around  # noqa: E402
 from ui.mood_view import download_csv  # noqa: E402
 
 user = require_role("teacher", "analyst", "developer")  # a teacher sees their own sessions only
@@ -51,14 +57,19 @@ class SessionView:
     started_at: datetime
     minute_seconds: float
     minutes: list[MinuteMood]
-    students: list[StudentMinute]
+    students: list[StudentMinute]  # [] in class-only mode
     alerts: list[Alert]
+    markers: list[Marker]
     info: SessionInfo | None = None
+    class_only: bool = False
 
 
-def stored_view(store: SessionStore, info: SessionInfo) -> SessionView:
+def stored_view(store: SessionStore, info: SessionInfo, class_only: bool) -> SessionView:
+    """`class_only`: the school's setting; a class-only session has no per-student rows anyway."""
+    class_only = class_only or info.class_only
     return SessionView(info.id, info.id, info.title, info.started_at, info.minute_seconds, store.minutes(info.id),
-                       store.student_minutes(info.id), store.alerts(info.id), info)
+                       [] if class_only else store.student_minutes(info.id), store.alerts(info.id),
+                       store.markers(info.id), info, class_only)
 
 
 def session_label(info: SessionInfo) -> str:
@@ -91,14 +102,42 @@ def show_notices() -> None:
         getattr(st, kind)(message)
 
 
-def pick_sessions(sessions: list[SessionInfo]) -> list[SessionInfo]:
-    """The stored sessions the analyst chose, newest first in the list; the newest is chosen at first."""
+def date_range(key: str, label: str) -> tuple[datetime | None, datetime | None]:
+    """A date-range input as [since, until) in UTC; (None, None) while no range is picked."""
+    picked = st.date_input(label, value=(), key=key, format="YYYY-MM-DD")
+    if len(picked) == 0:
+        return None, None
+    first, last = picked[0], picked[-1]
+
+    def start(day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=timezone.utc)
+
+    return start(first), start(last) + timedelta(days=1)
+
+
+def filtered(store: SessionStore, owner: str | None) -> list[SessionInfo]:
+    """The sessions matching the search fields above the picker (class name, dates)."""
+    name, dates = st.columns([2, 1])
+    title = name.text_input("Search class name", key="filter-title", max_chars=TITLE_LENGTH,
+                            placeholder="part of a class name, any case")
+    with dates:
+        since, until = date_range("filter-dates", "Started between")
+    return store.list_sessions(owner, title_contains=title, since=since, until=until)
+
+
+def pick_sessions(sessions: list[SessionInfo], matching: list[SessionInfo]) -> list[SessionInfo]:
+    """The stored sessions the analyst chose among those `matching` the search (and those already chosen),
+    newest first in the list; the newest is chosen at first."""
     if not sessions:
         st.info("No sessions yet. A session is stored when the dashboard follows a class or "
                 "`python -m emotion analyze` runs on a recording; you can also upload a session CSV below.")
         return []
-    by_id = {s.id: s for s in sessions}
-    st.session_state[CHOSEN] = [i for i in st.session_state.get(CHOSEN, [sessions[0].id]) if i in by_id]
+    every = {s.id: s for s in sessions}
+    st.session_state[CHOSEN] = [i for i in st.session_state.get(CHOSEN, [sessions[0].id]) if i in every]
+    shown = {s.id for s in matching} | set(st.session_state[CHOSEN])
+    by_id = {i: s for i, s in every.items() if i in shown}
+    if len(matching) < len(sessions):
+        st.caption(f"{len(matching)} of {len(sessions)} sessions match the search.")
     chosen = st.multiselect(f"Sessions (up to {MAX_CHOSEN}, side by side)", list(by_id), key=CHOSEN,
                             format_func=lambda session_id: session_label(by_id[session_id]),
                             max_selections=MAX_CHOSEN)
@@ -122,9 +161,10 @@ def parsed(upload) -> ImportedSession | str:
     return results[upload.file_id]
 
 
-def uploaded_view(store: SessionStore, expanded: bool, owner: str) -> SessionView | None:
+def uploaded_view(store: SessionStore, expanded: bool, owner: str, visible_to: str | None) -> SessionView | None:
     """A session CSV dropped on the page: validated, shown beside the chosen sessions, stored on request
-    as a session of `owner`."""
+    as a session of `owner`; when it seems stored already (among the sessions `visible_to` this user), only
+    after saying so and a confirmation."""
     with st.expander("Upload a session CSV", expanded=expanded):
         upload = st.file_uploader("Session CSV (as exported here or by `python -m emotion`)", type=["csv"],
                                   key="upload", max_upload_size=MAX_CSV_MB)
@@ -141,6 +181,11 @@ def uploaded_view(store: SessionStore, expanded: bool, owner: str) -> SessionVie
         st.success(f"{plain(upload.name)}: {len(imported.minutes)} valid minute(s), shown below.")
         st.text_input("Title", value=Path(upload.name).stem[:TITLE_LENGTH], key="upload-title",
                       max_chars=TITLE_LENGTH)
+        duplicates = store.duplicates_of(imported, visible_to)
+        for info, why in duplicates:
+            st.warning(f"This CSV seems to be stored already: “{plain(info.title)}” (session {info.id}, started "
+                       f"{info.started_at:%Y-%m-%d %H:%M} UTC) has {why}.")
+        again = bool(duplicates) and st.checkbox("Store it again anyway, as another session", key="upload-again")
 
         def store_upload() -> None:
             session_id = store.import_session(imported, title=st.session_state["upload-title"],
@@ -148,20 +193,24 @@ def uploaded_view(store: SessionStore, expanded: bool, owner: str) -> SessionVie
             stored[upload.file_id] = session_id
             st.session_state[CHOSEN] = [session_id]
 
-        st.button("Store as a session", key="upload-store", on_click=act,
+        st.button("Store as a session", key="upload-store", on_click=act, disabled=bool(duplicates) and not again,
                   args=(store_upload, f"Stored {plain(upload.name)} as a session."))
     return SessionView("upload", imported.session_id, f"{upload.name} (uploaded)", imported.started,
-                       imported.minute_seconds, imported.minutes, [], [])
+                       imported.minute_seconds, imported.minutes, [], [], [])
 
 
 def session_figures(view: SessionView, student_emotion: str) -> dict:
-    """The charts of one session by name (names also go into keys and PNG file names)."""
-    figures = {"mood-over-time": charts.mood_over_time(view.minutes),
-               "emotions-per-minute": charts.emotion_heatmap(view.minutes),
+    """The charts of one session by name (names also go into keys and PNG file names), lesson markers drawn
+    on the timelines."""
+    def marked(fig):
+        return charts.add_markers(fig, view.markers, view.minute_seconds)
+
+    figures = {"mood-over-time": marked(charts.mood_over_time(view.minutes)),
+               "emotions-per-minute": marked(charts.emotion_heatmap(view.minutes)),
                "whole-session": charts.session_distribution_bars(view.minutes)}
     if view.students:
-        figures["students"] = charts.student_timelines(view.students,
-                                                       None if student_emotion == TOP_EMOTION else student_emotion)
+        figures["students"] = marked(charts.student_timelines(
+            view.students, None if student_emotion == TOP_EMOTION else student_emotion))
     return figures
 
 
@@ -195,6 +244,19 @@ def show_alerts(view: SessionView) -> None:
     st.markdown(f"**Attention alerts ({len(view.alerts)})**")
     st.dataframe([{"minute": a.minute + 1, "kind": a.kind, "message": a.message} for a in view.alerts],
                  hide_index=True)
+
+
+def show_report(report: SessionReport, key: str) -> None:
+    """One click each: the report as PDF (charts drawn when clicked) or as HTML."""
+    name = f"class-mood-{report.info.id}-report"
+    pdf, html = st.columns(2)
+    pdf.download_button("Download report (PDF)", lambda: report_pdf(report)[0], file_name=f"{name}.pdf",
+                        mime="application/pdf", key=f"{key}-report-pdf", on_click="ignore",
+                        help="Title, summary, mood per minute with markers and alerts, the whole-session mix, "
+                             "minutes above the threshold, sharpest changes"
+                             + ("." if report.class_only else ", per-student summaries (pseudonymous)."))
+    html.download_button("Download report (HTML)", lambda: report_html(report), file_name=f"{name}.html",
+                         mime="text/html", key=f"{key}-report-html", on_click="ignore")
 
 
 def show_downloads(view: SessionView, figures: dict) -> None:
@@ -246,7 +308,7 @@ def show_session(store: SessionStore, view: SessionView, threshold: float, stude
     st.subheader(plain(view.title))
     if view.info:
         details = [f"started {view.info.started_at:%Y-%m-%d %H:%M} UTC", view.info.status,
-                   f"{view.minute_seconds:.0f} s minutes"]
+                   f"{view.minute_seconds:.0f} s minutes"] + (["class-only"] if view.class_only else [])
         st.caption(" · ".join(details + ([f"model {plain(view.info.model_name)}"] if view.info.model_name else [])))
     if not view.minutes:
         st.info("No minutes were recorded in this session.")
@@ -256,10 +318,14 @@ def show_session(store: SessionStore, view: SessionView, threshold: float, stude
         for name, fig in figures.items():
             st.plotly_chart(fig, key=f"{view.key}-{name}", width="stretch")
         show_mood_changes(view)
+        show_mood_around(view.markers, view.minutes, view.minute_seconds, key=view.key)
         if view.info:
             show_alerts(view)
         show_downloads(view, figures)
+        if view.info:
+            show_report(load_report(store, view.info.id, threshold=threshold, class_only=view.class_only), view.key)
     if view.info:
+        marker_editor(store, view.info, view.markers, act=act)
         manage(store, view.info, len(view.minutes))
 
 
@@ -270,9 +336,34 @@ def compare(views: list[SessionView]) -> None:
                     key="compare-chart", width="stretch")
 
 
+def show_trends(store: SessionStore, sessions: list[SessionInfo], chosen: list[SessionInfo], owner: str | None
+                ) -> None:
+    """All sessions of one class name over time, filterable by date, with the table as CSV."""
+    names = class_names(sessions)
+    if not names:
+        st.info("No sessions yet.")
+        return
+    first = names.index(class_names(chosen)[0]) if chosen and class_names(chosen)[0] in names else 0
+    name_column, dates = st.columns([2, 1])
+    name = name_column.selectbox("Class", names, index=first, key="trend-class")
+    with dates:
+        since, until = date_range("trend-dates", "Sessions between")
+    points = class_trend(store, name, owner=owner, since=since, until=until)
+    if not points:
+        st.info("No session of this class in these dates.")
+        return
+    st.plotly_chart(trend_figure(points, title=f"Sessions of {chart_label(name)}"), key="trend-chart",
+                    width="stretch")
+    rows = trend_rows(points)
+    st.dataframe(rows, hide_index=True, key="trend-table")
+    st.download_button("Download trend CSV", to_csv_bytes(rows, TREND_COLUMNS), file_name="class-mood-trend.csv",
+                       mime="text/csv", key="trend-csv", on_click="ignore")
+
+
 def main() -> None:
     st.title("Sessions")
-    st.caption(PRIVACY_NOTE)
+    class_only = school_class_only()
+    st.caption(privacy_note(class_only))
     show_notices()
     store = get_store()
     if store is None:
@@ -282,18 +373,21 @@ def main() -> None:
                               key="threshold", help=f"Share of {' + '.join(NEGATIVE_EMOTIONS)} in a minute.")
         student_emotion = st.selectbox("Student timelines show", [TOP_EMOTION, *EMOTIONS], key="student-emotion")
     sessions = store.list_sessions(owner=user.session_owner)  # the chosen ids are checked against this list
-    views = [stored_view(store, info) for info in pick_sessions(sessions)]
-    upload = uploaded_view(store, expanded=not sessions, owner=user.name)
-    views += [upload] if upload else []
-    if not views:
-        if sessions:
+    sessions_tab, trends_tab = st.tabs(["Sessions", "Trends of a class"])
+    with sessions_tab:
+        chosen = pick_sessions(sessions, filtered(store, user.session_owner) if sessions else [])
+        views = [stored_view(store, info, class_only) for info in chosen]
+        upload = uploaded_view(store, expanded=not sessions, owner=user.name, visible_to=user.session_owner)
+        views += [upload] if upload else []
+        if not views and sessions:
             st.info("Pick one or more sessions above, or upload a session CSV.")
-        return
-    if len(views) > 1:
-        compare(views)
-    for column, view in zip(st.columns(len(views)), views):
-        with column:
-            show_session(store, view, threshold, student_emotion)
+        if len(views) > 1:
+            compare(views)
+        for column, view in zip(st.columns(len(views) or 1), views):
+            with column:
+                show_session(store, view, threshold, student_emotion)
+    with trends_tab:
+        show_trends(store, sessions, chosen, user.session_owner)
 
 
 try:

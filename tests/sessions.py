@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 from emotion.aggregate import MinuteMood, StudentMinute
 from emotion.labels import EMOTIONS
+from emotion.markers import Marker, new_marker
 from emotion.store import SessionStore
 
 STARTED = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc)
@@ -38,11 +39,13 @@ def class_students(minutes: list[MinuteMood] = CLASS_MINUTES) -> list[StudentMin
 
 
 def seed_session(store: SessionStore, title: str = "Maths 5b", *, started: datetime = STARTED,
-                 minutes: list[MinuteMood] = CLASS_MINUTES, ended: bool = True) -> str:
-    """A stored session with minutes, students and one alert, written minute by minute like a live recorder."""
+                 minutes: list[MinuteMood] = CLASS_MINUTES, ended: bool = True, class_only: bool = False) -> str:
+    """A stored session with minutes, students (none when `class_only`) and one alert, written minute by minute
+    like a live recorder."""
     session_id = store.create_session(title=title, source_kind="camera", source_name="OBS virtual camera",
-                                      started_at=started, model_name="test-model")
-    students = class_students(minutes)
+                                      started_at=started, model_name="test-model",
+                                      settings={"class_only": class_only} if class_only else None)
+    students = [] if class_only else class_students(minutes)
     for done in range(1, len(minutes) + 1):
         current = minutes[done - 1].minute
         store.write_minutes(session_id, minutes[:done], [s for s in students if s.minute <= current],
@@ -51,3 +54,15 @@ def seed_session(store: SessionStore, title: str = "Maths 5b", *, started: datet
     if ended:
         store.end_session(session_id)
     return session_id
+
+
+def lesson_markers() -> list[Marker]:
+    """A question in minute 1, a quiz as the negative spell starts (minute 3), a break in the happy end (minute 5)."""
+    return [new_marker("question", seconds=75), new_marker("quiz", "fractions, 5 questions", seconds=185),
+            new_marker("break", seconds=305)]
+
+
+def seed_markers(store: SessionStore, session_id: str) -> list[Marker]:
+    markers = lesson_markers()
+    store.add_markers(session_id, markers)
+    return markers

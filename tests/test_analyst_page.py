@@ -1,5 +1,6 @@
 """The analyst's page (pages/2_Sessions.py) on seeded SQLite files, run by Streamlit's AppTest and once in a
-real server with headless Chromium; and the whole-session numbers it shares with the CLI."""
+real server with headless Chromium; the whole-session numbers it shares with the CLI; one class's trend over
+time; search by class name and date; uploads that are stored already."""
 import json
 import sqlite3
 from datetime import timedelta
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from emotion import charts
 from emotion.aggregate import MinuteMood
 from emotion.analysis import mood_changes, session_distribution, summarize, total_variation
+from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from emotion.session_csv import minute_rows, to_csv_bytes
 from emotion.store import SessionStore
 from tests.browser import REPO, chromium, requires_chromium, streamlit_server, wait_for_app
@@ -25,12 +27,13 @@ def run_page() -> AppTest:
     return at
 
 
-def chart_specs(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+def chart_specs(at: AppTest, tab: int = 0) -> list[dict]:
+    """The charts of a tab: 0 the sessions, 1 the trends."""
+    return [json.loads(chart.proto.spec) for chart in at.tabs[tab].get("plotly_chart")]
 
 
-def chart_titles(at: AppTest) -> list[str]:
-    return [spec["layout"]["title"]["text"] for spec in chart_specs(at)]
+def chart_titles(at: AppTest, tab: int = 0) -> list[str]:
+    return [spec["layout"]["title"]["text"] for spec in chart_specs(at, tab)]
 
 
 def session_id(store: SessionStore, title: str) -> str:
@@ -202,8 +205,9 @@ def test_page_in_chromium(store, tmp_path):
         page.screenshot(path=tmp_path / "sessions.png", full_page=True)
         assert page.locator("h1").first.inner_text() == "Sessions"
         assert page.title() == "Sessions · Class Mood"
-        assert page.locator('[data-testid="stPlotlyChart"]').count() == 4
-        assert page.locator(".js-plotly-plot").count() == 4
+        sessions_tab = page.get_by_role("tabpanel", name="Sessions")
+        assert sessions_tab.locator('[data-testid="stPlotlyChart"]').count() == 4
+        assert sessions_tab.locator(".js-plotly-plot").count() == 4
         assert page.get_by_text("History 6a", exact=True).count() >= 1
         assert page.locator('[data-testid="stException"]').count() == 0
 
@@ -215,3 +219,69 @@ def test_page_in_chromium(store, tmp_path):
         assert png.suggested_filename.endswith("-whole-session.png")
         assert open(png.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "sessions.png").stat().st_size > 10_000
+
+
+def test_trends_of_one_class_over_time(store):
+    from datetime import date
+
+    from emotion.trends import TREND_COLUMNS, class_names, class_trend, trend_rows
+
+    for week in (1, 2):
+        seed_session(store, " maths 5B ", started=STARTED + timedelta(weeks=week), minutes=CLASS_MINUTES[3:5])
+    assert class_names(store.list_sessions()) == ["maths 5B", "History 6a"]  # one class, however it was typed
+    points = class_trend(store, "Maths 5b")
+    assert [p.info.started_at for p in points] == [STARTED, STARTED + timedelta(weeks=1), STARTED + timedelta(weeks=2)]
+    whole = session_distribution(CLASS_MINUTES)
+    assert points[0].negative == pytest.approx(sum(whole[e] for e in NEGATIVE_EMOTIONS)) and points[0].mix == whole
+    assert points[1].negative == pytest.approx(0.725) and points[1].faces_per_frame == 2.0
+    csv = to_csv_bytes(trend_rows(points), TREND_COLUMNS).decode().splitlines()
+    assert csv[0] == ",".join(TREND_COLUMNS) and len(csv) == 4
+    assert [p.info.id for p in class_trend(store, "MATHS 5B", since=STARTED + timedelta(days=1))] == \
+        [p.info.id for p in points[1:]]
+
+    at = run_page()
+    assert at.selectbox(key="trend-class").value == "maths 5B"  # the class of the chosen (newest) session
+    at.selectbox(key="trend-class").set_value("History 6a").run()
+    assert len(chart_specs(at, tab=1)[0]["data"][0]["x"]) == 1
+    at.selectbox(key="trend-class").set_value("maths 5B").run()
+    (trend,) = chart_specs(at, tab=1)
+    assert trend["layout"]["title"]["text"] == "Sessions of maths 5B" and trend["layout"]["barmode"] == "stack"
+    assert [t["name"] for t in trend["data"]] == [*EMOTIONS, "negative share", "faces per frame"]
+    assert trend["data"][-2]["y"] == pytest.approx([p.negative for p in points])
+    assert trend["data"][-1]["yaxis"] == "y2" and trend["data"][0]["x"] == [p.label for p in points]
+    assert at.tabs[1].dataframe[0].value["session_id"].tolist() == [p.info.id for p in points]
+    assert "Download trend CSV" in [b.label for b in at.tabs[1].get("download_button")]
+    at.date_input(key="trend-dates").set_value((date(2024, 5, 10), date(2024, 5, 13))).run()
+    assert at.tabs[1].dataframe[0].value["session_id"].tolist() == [points[1].info.id]
+
+
+def test_search_by_class_name_and_date(store):
+    from datetime import date
+
+    seed_session(store, "Maths 5b", started=STARTED + timedelta(weeks=1))
+    at = run_page()
+    assert len(at.multiselect(key="chosen_sessions").options) == 3
+    at.text_input(key="filter-title").input("MATH").run()
+    assert [o.split(" — ")[:2] for o in at.multiselect(key="chosen_sessions").options] == [
+        ["Maths 5b", "2024-05-13 09:00 UTC"], ["Maths 5b", "2024-05-06 09:00 UTC"]]
+    assert "2 of 3 sessions match the search." in [c.value for c in at.caption]
+    at.text_input(key="filter-title").input("history").run()
+    assert [o.split(" — ")[:2] for o in at.multiselect(key="chosen_sessions").options] == [
+        ["Maths 5b", "2024-05-13 09:00 UTC"], ["History 6a", "2024-05-07 09:00 UTC"]]  # the chosen one stays
+    at.text_input(key="filter-title").input("").run()
+    at.date_input(key="filter-dates").set_value((date(2024, 5, 6), date(2024, 5, 6))).run()
+    assert not at.exception and "1 of 3 sessions match the search." in [c.value for c in at.caption]
+
+
+def test_an_upload_already_stored_is_flagged_and_stored_again_only_when_confirmed(store):
+    history = session_id(store, "History 6a")
+    exported = to_csv_bytes(minute_rows(history, store.get(history).started_at, store.minutes(history)))
+    at = run_page()
+    at.file_uploader(key="upload").set_value(("history.csv", exported, "text/csv")).run()
+    assert not at.exception
+    assert f"“History 6a” (session {history}, started 2024-05-07 09:00 UTC) has the same session id" in \
+        at.warning[0].value
+    assert at.button(key="upload-store").disabled
+    at.checkbox(key="upload-again").check().run()
+    at.button(key="upload-store").click().run()
+    assert not at.exception and len(store.list_sessions()) == 3

@@ -1,10 +1,12 @@
-"""Classify step: crop every detected face and run the classifier once for the whole frame."""
+"""Classify step: crop every detected face and classify them in one call of the process's shared inference
+service (emotion/inference.py), batched with the faces of the other classes."""
 from __future__ import annotations
 
 import numpy as np
 
 from emotion.classifier import EmotionClassifier
 from emotion.faces import Faces
+from emotion.inference import InferenceService
 from emotion.preprocess import to_gray
 
 
@@ -23,6 +25,8 @@ def crop_faces(frame: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
 class Classify:
     def __init__(self, classifier: EmotionClassifier):
         self.classifier = classifier
+        self.service = InferenceService.shared(classifier)
 
     def __call__(self, frame: np.ndarray, faces: Faces) -> Faces:
-        return faces.with_probabilities(self.classifier.predict(crop_faces(frame, faces.boxes)))
+        crops = crop_faces(frame, faces.boxes)
+        return faces.with_probabilities(self.service.predict(crops, classifier=self.classifier))

@@ -149,7 +149,8 @@ def live_panel(live: LiveSession, key: str) -> None:
 
 def show_live_mood(live: LiveSession, key: str) -> None:
     show_mood(live.minutes(), live.student_minutes(), key=key, markers=live.session.markers if live.session else [],
-              minute_seconds=live.settings.minute_seconds, class_only=live.settings.class_only)
+              minute_seconds=live.settings.minute_seconds, class_only=live.settings.class_only,
+              threshold=live.settings.alert_rule.negative_threshold)
 
 
 def earlier_sessions() -> None:
@@ -296,7 +297,8 @@ def video_job_panel(job: VideoJob) -> None:
         download_csv(session.session_id, session.started_at, minutes, session.settings.minute_seconds,
                      key=f"dl-{job.id}")
     show_mood(minutes, session.aggregator.student_minutes(), key=f"video-{job.id}", markers=session.markers,
-              minute_seconds=session.settings.minute_seconds, class_only=session.settings.class_only)
+              minute_seconds=session.settings.minute_seconds, class_only=session.settings.class_only,
+              threshold=session.settings.alert_rule.negative_threshold)
 
 
 # ---- source 3: the call window on this computer

@@ -44,12 +44,13 @@ def session_distribution(minutes: list[MinuteMood]) -> dict[str, float] | None:
     return {e: sum(m.shares[e] * m.faces for m in minutes if m.shares) / faces for e in EMOTIONS}
 
 
-def mood_changes(minutes: list[MinuteMood], top: int = 3) -> list[MoodChange]:
-    """The `top` sharpest changes between consecutive minutes (minutes without faces are skipped), largest first."""
+def mood_changes(minutes: list[MinuteMood], top: int = 3, at_least: float = 0.05) -> list[MoodChange]:
+    """The `top` sharpest changes between consecutive minutes (minutes without faces are skipped), largest first;
+    changes under `at_least` (5 % of the class) are no change worth listing."""
     seen = [m for m in minutes if m.shares]
     changes = [MoodChange(before.minute, after.minute, total_variation(before.shares, after.shares))
                for before, after in zip(seen, seen[1:])]
-    return sorted(changes, key=lambda c: c.distance, reverse=True)[:top]
+    return sorted((c for c in changes if c.distance >= at_least), key=lambda c: c.distance, reverse=True)[:top]
 
 
 def summarize(minutes: list[MinuteMood], negative_threshold: float, minute_seconds: float = 60.0) -> SessionSummary:

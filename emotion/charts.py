@@ -43,30 +43,56 @@ def _interval_text(df: pd.DataFrame, emotion: str) -> list[str]:
             for low, high in zip(df[f"{emotion}_low"], df[f"{emotion}_high"])]
 
 
-def mood_over_time(minutes: list[MinuteMood], *, title: str = "Class mood per minute",
-                   faces_axis: bool = True) -> go.Figure:
-    """Stacked area of the seven shares per minute (intervals on hover), faces per frame on a second axis.
-    Minutes with too few students are left blank and shaded: their mix says little about the class."""
+# Negative emotions at the bottom of the stack, so the top edge of their band is the negative share the
+# attention alert watches, drawn against its threshold.
+STACK_ORDER = ("angry", "disgust", "fear", "sad", "neutral", "surprise", "happy")
+LAYOUT = {"legend": {"orientation": "h", "y": -0.28}, "margin": {"t": 60, "b": 90, "l": 60, "r": 60}}
+
+
+def minute_axis(minute_seconds: float, minutes: int) -> dict:
+    """The x axis of every timeline: minute m of the session spans m + 1 to m + 2 (markers use the same
+    scale), whole-number ticks, titled with the minute's length when it is not 60 s."""
+    title = "minute" if minute_seconds == 60 else f"minute (a minute here is {minute_seconds:g} s)"
+    return {"title": title, "tickformat": "d", "dtick": 1 if minutes <= 15 else None, "rangemode": "normal"}
+
+
+def _steps(df: pd.DataFrame, column) -> tuple[list[float], list[float]]:
+    """Each minute as a flat step from its start to its end, so even the first, partial minute is drawn."""
+    values = df[column] if isinstance(column, str) else column
+    x = [v for m in df["minute"] for v in (m + 1, m + 2)]
+    return x, [v for value in values for v in (value, value)]
+
+
+def mood_over_time(minutes: list[MinuteMood], *, title: str = "Class mood per minute", faces_axis: bool = True,
+                   minute_seconds: float = 60.0, threshold: float | None = None) -> go.Figure:
+    """Stacked steps of the seven shares per minute (intervals on hover), faces per frame on a second axis,
+    and the attention alert's threshold against the negative share when given. Minutes with too few students
+    are left blank and shaded: their mix says little about the class."""
     df = minutes_frame(minutes)
     fig = go.Figure()
-    x = df["minute"] + 1
     shown = df[list(EMOTIONS)].where(~df["too_few"].astype(bool))
-    for emotion in EMOTIONS:
-        fig.add_trace(go.Scatter(x=x, y=shown[emotion], name=emotion, stackgroup="mood", mode="lines",
+    for emotion in STACK_ORDER:
+        x, y = _steps(df, shown[emotion])
+        fig.add_trace(go.Scatter(x=x, y=y, name=emotion, stackgroup="mood", mode="lines",
                                  line={"width": 0.5, "color": EMOTION_COLORS[emotion]},
-                                 customdata=_interval_text(df, emotion),
-                                 hovertemplate="minute %{x}: %{y:.0%} " + emotion + "%{customdata}<extra></extra>"))
-    for minute in x[df["too_few"].astype(bool)]:
-        fig.add_vrect(x0=minute - 0.5, x1=minute + 0.5, fillcolor="lightgrey", opacity=0.4, line_width=0,
+                                 customdata=[text for text in _interval_text(df, emotion) for _ in (0, 1)],
+                                 hovertemplate="minute %{x:d}: %{y:.0%} " + emotion + "%{customdata}<extra></extra>"))
+    for minute in df["minute"][df["too_few"].astype(bool)]:
+        fig.add_vrect(x0=minute + 1, x1=minute + 2, fillcolor="lightgrey", opacity=0.4, line_width=0,
                       annotation_text=TOO_FEW, annotation_position="top", annotation_textangle=-90)
+    if threshold is not None:
+        fig.add_hline(y=threshold, line={"dash": "dash", "color": "black", "width": 1.5},
+                      annotation_text=f"alert: negative above {threshold:.0%}", annotation_position="top left")
+    axes = {"yaxis": {"title": "share of the class", "tickformat": ".0%", "range": [0, 1]}}
     if faces_axis and len(df):
-        per_frame = df["faces"] / df["frames"].where(df["frames"] > 0)
-        fig.add_trace(go.Scatter(x=x, y=per_frame, name="faces per frame", yaxis="y2", mode="lines+markers",
+        x, y = _steps(df, df["faces"] / df["frames"].where(df["frames"] > 0))
+        fig.add_trace(go.Scatter(x=x, y=y, name="faces per frame", yaxis="y2", mode="lines",
                                  line={"color": "black", "dash": "dot"}))
-    fig.update_layout(title=title, xaxis_title="minute", yaxis={"title": "share", "tickformat": ".0%", "range": [0, 1]},
-                      yaxis2={"title": "faces per frame", "overlaying": "y", "side": "right", "rangemode": "tozero",
-                              "showgrid": False},
-                      legend={"orientation": "h", "y": -0.25}, margin={"t": 50, "b": 10}, height=380)
+        top = max(float(pd.Series(y).max(skipna=True) or 0), 1.0)
+        axes["yaxis2"] = {"title": "faces per frame", "overlaying": "y", "side": "right", "showgrid": False,
+                          "range": [0, top * 1.1], "tickformat": ".0f" if top >= 5 else ".1f", "tickmode": "auto",
+                          "nticks": 6}
+    fig.update_layout(title=title, xaxis=minute_axis(minute_seconds, len(df)), height=400, **axes, **LAYOUT)
     return fig
 
 
@@ -104,15 +130,17 @@ def session_distribution_bars(minutes: list[MinuteMood], *, title: str = "Whole 
     return _share_bars(session_distribution(minutes), f"{title} ({faces} faces)")
 
 
-def faces_and_students(minutes: list[MinuteMood]) -> go.Figure:
+def faces_and_students(minutes: list[MinuteMood], *, minute_seconds: float = 60.0) -> go.Figure:
     df = minutes_frame(minutes)
+    faces_x, faces_y = _steps(df, df["faces"] / df["frames"].where(df["frames"] > 0))
+    students_x, students_y = _steps(df, "students")
     fig = go.Figure([
-        go.Scatter(x=df["minute"] + 1, y=df["faces"] / df["frames"].where(df["frames"] > 0), name="faces per frame",
-                   mode="lines+markers"),
-        go.Scatter(x=df["minute"] + 1, y=df["students"], name="distinct students", mode="lines+markers"),
+        go.Scatter(x=faces_x, y=faces_y, name="faces per frame", mode="lines", line={"color": "#333333"}),
+        go.Scatter(x=students_x, y=students_y, name="distinct students", mode="lines",
+                   line={"color": "#17becf", "dash": "dash"}),
     ])
-    fig.update_layout(title="Faces and students", xaxis_title="minute", yaxis={"rangemode": "tozero"}, height=300,
-                      margin={"t": 50, "b": 10}, legend={"orientation": "h", "y": -0.3})
+    fig.update_layout(title="Faces and students", xaxis=minute_axis(minute_seconds, len(df)),
+                      yaxis={"title": "count", "rangemode": "tozero", "tickformat": "d"}, height=320, **LAYOUT)
     return fig
 
 
@@ -133,15 +161,19 @@ def student_strip(students: list[StudentMinute]) -> go.Figure:
     return fig
 
 
-def emotion_heatmap(minutes: list[MinuteMood], *, title: str = "Emotions per minute") -> go.Figure:
+def emotion_heatmap(minutes: list[MinuteMood], *, title: str = "Emotions per minute",
+                    minute_seconds: float = 60.0) -> go.Figure:
     """Minute x emotion grid of shares: where in the session each emotion was strong (blank without faces)."""
     df = minutes_frame(minutes)
+    # the scale ends at the largest share seen, so that differences between minutes show; values in the cells
+    top = max(float(df[list(EMOTIONS)].max().max(skipna=True) or 0), 0.05) if len(df) else 1.0
     fig = go.Figure(go.Heatmap(
-        x=df["minute"] + 1, y=list(EMOTIONS), z=[df[e].tolist() for e in EMOTIONS], zmin=0, zmax=1,
-        colorscale="Blues", colorbar={"title": "share", "tickformat": ".0%"},
-        hovertemplate="minute %{x}, %{y}: %{z:.0%}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="minute", yaxis={"autorange": "reversed"}, height=320,
-                      margin={"t": 50, "b": 10})
+        x=df["minute"] + 1.5, y=list(EMOTIONS), z=[df[e].tolist() for e in EMOTIONS], zmin=0, zmax=top,
+        colorscale="YlOrRd", colorbar={"title": "share", "tickformat": ".0%"}, xgap=1, ygap=1,
+        texttemplate="%{z:.0%}" if len(df) <= 30 else None,
+        hovertemplate="minute %{x:d}, %{y}: %{z:.0%}<extra></extra>"))
+    fig.update_layout(title=title, xaxis=minute_axis(minute_seconds, len(df)), yaxis={"autorange": "reversed"},
+                      height=340, **LAYOUT)
     return fig
 
 

@@ -47,7 +47,7 @@ class SessionRecorder:
         self.last_stored: float | None = None  # time.monotonic() of the last write that succeeded
         self._create = create
         self._from_minute = 0
-        self._alerted: set[tuple[int, str]] = set()
+        self._alerted: set[tuple[int, str]] = set()  # episodes (first minute, kind) already alerted
         self._unstored_alerts = []
         self._unstored_markers: list[Marker] = []
         self._dirty = False
@@ -146,10 +146,12 @@ class SessionRecorder:
         self._write_markers()
         completed = minutes if final is not None else minutes[:-1]
         for alert in attention_alerts(completed, self.alert_rule):
-            if (alert.minute, alert.kind) not in self._alerted:
-                self._alerted.add((alert.minute, alert.kind))
+            if alert.key not in self._alerted:  # an episode is stored once, when it starts to alert
+                self._alerted.add(alert.key)
                 self.alerts.append(alert)
                 self._unstored_alerts.append(alert)
+            else:  # and shown with its current length
+                self.alerts = [alert if known.key == alert.key else known for known in self.alerts]
         while self._unstored_alerts:
             alert = self._unstored_alerts[0]
             self.store.add_alert(self.session_id, alert.minute, alert.kind, alert.message)

@@ -22,20 +22,23 @@ def show_alerts(alerts) -> None:
 
 
 def show_mood(minutes: list[MinuteMood], students: list[StudentMinute], *, key: str, markers=(),
-              minute_seconds: float = 60.0, class_only: bool = False) -> None:
+              minute_seconds: float = 60.0, class_only: bool = False, threshold: float | None = None) -> None:
     """Charts of a running or finished session (minute list includes the current partial minute), its lesson
-    markers drawn on the timelines; in class-only mode without the per-student strip."""
+    markers drawn on the timelines and the attention alert's `threshold` on the mood; in class-only mode
+    without the per-student strip."""
     if not minutes:
         st.info("No frames analysed yet.")
         return
     current = minutes[-1]
+    if current.too_few_faces:
+        st.info(f"Minute {current.minute + 1}: {charts.TOO_FEW} ({current.students} student(s) seen so far).")
     left, right = st.columns([3, 2])
-    left.plotly_chart(charts.add_markers(charts.mood_over_time(minutes), markers, minute_seconds), key=f"{key}-mood",
-                      width="stretch")
+    mood = charts.mood_over_time(minutes, minute_seconds=minute_seconds, threshold=threshold)
+    left.plotly_chart(charts.add_markers(mood, markers, minute_seconds), key=f"{key}-mood", width="stretch")
     right.plotly_chart(charts.current_distribution(current), key=f"{key}-now", width="stretch")
     left, right = st.columns([3, 2])
-    left.plotly_chart(charts.add_markers(charts.faces_and_students(minutes), markers, minute_seconds),
-                      key=f"{key}-faces", width="stretch")
+    left.plotly_chart(charts.add_markers(charts.faces_and_students(minutes, minute_seconds=minute_seconds), markers,
+                                         minute_seconds), key=f"{key}-faces", width="stretch")
     now_students = [s for s in students if s.minute == current.minute]
     if class_only:
         right.info("Class-only session: no per-student numbers are kept or shown.")

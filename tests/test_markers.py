@@ -22,7 +22,7 @@ from tests.browser import REPO, chromium, requires_chromium, streamlit_process
 from tests.conftest import run_module, wait_until
 from tests.sessions import CLASS_MINUTES, lesson_markers, seed_markers, seed_session
 from tests.synthetic import gallery_frame, write_video
-from tests.test_dashboard import FACES, _fake_camera, _start_camera, app_env  # noqa: F401 (a fixture)
+from tests.test_dashboard import FACES, _app, _fake_camera, _start_camera, app_env  # noqa: F401 (a fixture)
 
 PAGE = "pages/2_Sessions.py"
 
@@ -241,6 +241,16 @@ def test_class_only_stores_no_student_row_and_hides_the_per_student_parts(stand_
     assert "Download per-student CSV" not in [b.label for b in at.get("download_button")]
     assert run_module("emotion", "sessions", "export", "--latest", "--csv", tmp_path / "o.csv", "--students",
                       tmp_path / "s.csv", check=False).returncode == 2
+
+
+def test_the_schools_setting_makes_every_live_session_class_only(app_env, camera, monkeypatch):
+    at = _app().run()
+    choice = next(box for box in at.sidebar.checkbox if box.label.startswith("Class only"))
+    assert not choice.value and not choice.disabled and "pseudonymous student ids" in at.caption[0].value
+    monkeypatch.setenv("CLASS_MOOD_CLASS_ONLY", "1")
+    at = _app().run()
+    choice = next(box for box in at.sidebar.checkbox if box.label.startswith("Class only"))
+    assert choice.value and choice.disabled and "class-only mode" in at.caption[0].value
 
 
 def chart_titles(at: AppTest) -> list[str]:

@@ -84,7 +84,8 @@ def trend_figure(points: list[TrendPoint], *, title: str = "Sessions of this cla
                              marker_color=EMOTION_COLORS[emotion],
                              hovertemplate="%{x}: %{y:.0%} " + emotion + "<extra></extra>"))
     fig.add_trace(go.Scatter(x=x, y=[p.negative for p in points], name="negative share", mode="lines+markers",
-                             line={"color": "black", "width": 2}, hovertemplate="%{x}: %{y:.0%} negative<extra></extra>"))
+                             line={"color": "black", "width": 2},
+                             hovertemplate="%{x}: %{y:.0%} negative<extra></extra>"))
     fig.add_trace(go.Scatter(x=x, y=[p.faces_per_frame for p in points], name="faces per frame", yaxis="y2",
                              mode="lines+markers", line={"color": "#555", "dash": "dot"},
                              hovertemplate="%{x}: %{y:.1f} faces per frame<extra></extra>"))

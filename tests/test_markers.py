@@ -20,7 +20,7 @@ from emotion.session_csv import to_csv_bytes
 from emotion.store import SessionStore, utcnow
 from tests.browser import REPO, chromium, requires_chromium, streamlit_process
 from tests.conftest import run_module, wait_until
-from tests.sessions import CLASS_MINUTES, lesson_markers, seed_markers, seed_session
+from tests.sessions import CLASS_MINUTES, lesson_markers, seed_markers
 from tests.synthetic import gallery_frame, write_video
 from tests.test_dashboard import FACES, _app, _fake_camera, _start_camera, app_env  # noqa: F401 (a fixture)
 
@@ -243,7 +243,7 @@ def test_class_only_stores_no_student_row_and_hides_the_per_student_parts(stand_
                       tmp_path / "s.csv", check=False).returncode == 2
 
 
-def test_the_schools_setting_makes_every_live_session_class_only(app_env, camera, monkeypatch):
+def test_the_schools_setting_makes_every_live_session_class_only(app_env, camera, monkeypatch):  # noqa: F811
     at = _app().run()
     choice = next(box for box in at.sidebar.checkbox if box.label.startswith("Class only"))
     assert not choice.value and not choice.disabled and "pseudonymous student ids" in at.caption[0].value
@@ -258,7 +258,8 @@ def chart_titles(at: AppTest) -> list[str]:
 
 
 @requires_chromium
-def test_a_marker_added_in_a_live_class_is_drawn_stored_and_outlives_a_killed_server(app_env, database, tmp_path):
+def test_a_marker_added_in_a_live_class_is_drawn_stored_and_outlives_a_killed_server(app_env, database,  # noqa: F811
+                                                                                    tmp_path):
     store = SessionStore(database)
     camera = _fake_camera(tmp_path / "camera.y4m", FACES, cols=4)
     with streamlit_process("dashboard.py") as (url, server), chromium(camera) as browser:

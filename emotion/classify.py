@@ -7,6 +7,7 @@ import numpy as np
 from emotion.classifier import EmotionClassifier
 from emotion.faces import Faces
 from emotion.inference import InferenceService
+from emotion.labels import EMOTIONS
 from emotion.preprocess import to_gray
 
 
@@ -22,11 +23,41 @@ def crop_faces(frame: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
     return crops
 
 
+class TrackRate:
+    """Which tracked faces are due a classification: each track at most `per_second` times a second (0: every
+    frame); the others reuse their track's last probabilities. A frame's time may come up to 10 % of the
+    interval early (live frames arrive unevenly) and still count as due."""
+
+    def __init__(self, per_second: float = 0.0):
+        self.interval = 0.9 / per_second if per_second else 0.0
+        self._last: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (time classified, probabilities)
+
+    def due(self, faces: Faces) -> np.ndarray:
+        """A mask of the faces to classify now: untracked ones, new tracks and tracks due again."""
+        return np.array([t < 0 or t not in self._last or faces.timestamp - self._last[t][0] >= self.interval
+                         for t in faces.track_ids.tolist()], dtype=bool)
+
+    def fill(self, faces: Faces, due: np.ndarray, probabilities: np.ndarray) -> Faces:
+        """`faces` with the new probabilities of the due faces and their track's last ones for the others;
+        tracks no longer in the frame are forgotten."""
+        ids = faces.track_ids.tolist()
+        result = np.empty((len(faces), len(EMOTIONS)), np.float32)
+        result[due] = probabilities
+        for i in np.flatnonzero(~due):
+            result[i] = self._last[ids[i]][1]
+        present = set(ids)
+        self._last = {t: last for t, last in self._last.items() if t in present}
+        self._last.update({t: (faces.timestamp, p) for t, p, d in zip(ids, result, due) if d and t >= 0})
+        return faces.with_probabilities(result)
+
+
 class Classify:
-    def __init__(self, classifier: EmotionClassifier):
+    def __init__(self, classifier: EmotionClassifier, per_track_hz: float = 0.0):
         self.classifier = classifier
         self.service = InferenceService.shared(classifier)
+        self.rate = TrackRate(per_track_hz)
 
     def __call__(self, frame: np.ndarray, faces: Faces) -> Faces:
-        crops = crop_faces(frame, faces.boxes)
-        return faces.with_probabilities(self.service.predict(crops, classifier=self.classifier))
+        due = self.rate.due(faces)
+        crops = crop_faces(frame, faces.boxes[due])
+        return self.rate.fill(faces, due, self.service.predict(crops, classifier=self.classifier))

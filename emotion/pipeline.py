@@ -44,13 +44,15 @@ class FramePipeline:
 
     With `detect_every` > 1 the detector runs on every Nth processed frame and the
     frames in between reuse the last boxes that still hold a face (their crops are
-    re-classified): a full detection costs more than checking known boxes.
+    re-classified): a full detection costs more than checking known boxes. With
+    `classify_per_second` each track is classified at most that often (0: every frame).
     """
 
     def __init__(self, classifier: EmotionClassifier, aggregator: MoodAggregator, *,
-                 detector: FaceDetector | None = None, tracker: Tracker | None = None, detect_every: int = 1):
+                 detector: FaceDetector | None = None, tracker: Tracker | None = None, detect_every: int = 1,
+                 classify_per_second: float = 0.0):
         self.detect = detector or FaceDetector(DetectorSettings())
-        self.classify = Classify(classifier)
+        self.classify = Classify(classifier, classify_per_second)
         self.track = tracker or Tracker()
         self.aggregator = aggregator
         self.detect_every = max(int(detect_every), 1)

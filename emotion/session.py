@@ -46,6 +46,7 @@ class SessionSettings:
     analysis_fps: float = 2.0  # frames analysed per second (live: at most; video: of video time)
     every: int = 0  # recorded video only: analyse every Nth frame instead of `analysis_fps` (0 = off)
     detect_every: int = 2  # the detector runs on every Nth analysed frame; same recall and mood on the bench
+    classify_per_second: float = 2.0  # each student's face classified at most this often (0: every analysed frame)
     minute_seconds: float = 60.0
     aggregation: str = DEFAULT_METHOD
     coast_seconds: float = 2.0  # a briefly missed student keeps counting this long (see emotion/track.py)
@@ -65,6 +66,7 @@ class SessionSettings:
         number("analysis_fps", 0.1, MAX_ANALYSIS_FPS)
         number("every", 0, 10_000, whole=True)
         number("detect_every", 1, 100, whole=True)
+        number("classify_per_second", 0, MAX_ANALYSIS_FPS)
         number("minute_seconds", *MINUTE_SECONDS_RANGE)
         number("coast_seconds", 0, 60)
         if self.aggregation not in METHODS:
@@ -92,7 +94,8 @@ class ClassSession:
         self.aggregator = MoodAggregator.for_model(classifier.metadata, settings.minute_seconds, settings.aggregation)
         self.pipeline = FramePipeline(classifier, self.aggregator, detector=FaceDetector(settings.detector),
                                       tracker=Tracker(coast_seconds=settings.coast_seconds),
-                                      detect_every=settings.detect_every)
+                                      detect_every=settings.detect_every,
+                                      classify_per_second=settings.classify_per_second)
         self._markers: list[Marker] = []
         self._markers_lock = threading.Lock()
         self._last_seconds = 0.0

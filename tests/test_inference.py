@@ -154,3 +154,33 @@ def test_classify_goes_through_the_shared_service_with_the_models_outputs(stand_
     assert step.service is InferenceService.shared(EmotionClassifier.load(stand_in_model))
     faces = step(frame, Faces.from_boxes(boxes, 0.0))
     np.testing.assert_allclose(faces.probabilities, classifier.predict(crop_faces(frame, boxes)), atol=1e-6)
+
+
+def test_each_track_is_classified_at_most_at_its_rate_and_reuses_its_last_probabilities():
+    from emotion.classify import Classify
+    from emotion.faces import Faces
+
+    classifier = Echo()
+    step = Classify(classifier, per_track_hz=1.0)
+    frame = np.zeros((100, 300, 3), np.uint8)
+    frame[:, 100:] = 50
+    frame[:, 200:] = 100
+    boxes = [[0, 0, 50, 50], [100, 0, 50, 50], [200, 0, 50, 50]]
+    classified, seen = [], {}
+    for k in range(21):  # 4 analysed frames per second for 5 s; track 3 joins at 2 s, track 1 leaves at 4 s
+        t = k / 4
+        present = [i for i in (1, 2, 3) if (i != 3 or t >= 2) and (i != 1 or t < 4)]
+        faces = Faces.from_boxes([boxes[i - 1] for i in present], t).with_track_ids(present)
+        before = sum(classifier.batches)
+        faces = step(frame + k, faces)  # the crops change from frame to frame
+        classified.append(sum(classifier.batches) - before)
+        for track, p in zip(present, faces.probabilities[:, 0].tolist()):
+            seen.setdefault(track, []).append(p)
+    assert classified[:8] == [2, 0, 0, 0, 2, 0, 0, 0] and classified[8] == 3  # the new track at once
+    assert sum(classified) == 4 + 6 + 4  # tracks 1, 2, 3 once a second: t = 0..3, 0..5 and 2..5
+    assert seen[1][:4] == [seen[1][0]] * 4 and seen[1][4] != seen[1][0]  # reused in between, then new
+    assert Classify(classifier)  # 0: every frame
+    every = Classify(Echo())
+    for t in (0.0, 0.25):
+        every(frame, Faces.from_boxes(boxes, t).with_track_ids([1, 2, 3]))
+    assert every.classifier.batches == [3, 3]

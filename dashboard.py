@@ -65,6 +65,10 @@ with st.sidebar:
                                    help=METHODS_HELP)
         blur = st.checkbox("Blur faces in the displayed video", key=remember("blur", DEFAULTS.blur_faces))
     with st.expander("Face detector"):
+        tiles = st.checkbox("Find the call's gallery tiles", key=remember("tiles", DEFAULTS.detector.tiles),
+                            help="Search each participant's tile at a scale that suits its size, and keep a student's "
+                                 "box between searches. Off: search the whole frame (one classroom camera works "
+                                 "either way).")
         scale_factor = st.slider("Scale factor", 1.05, 1.5, step=0.05,
                                  key=remember("scale-factor", DEFAULTS.detector.scale_factor),
                                  help="Smaller finds more faces, slower.")
@@ -74,7 +78,8 @@ with st.sidebar:
                              key=remember("min-face", DEFAULTS.detector.min_face_size))
         max_width = st.select_slider("Shrink frames wider than (px)", [0, 640, 960, 1280, 1920],
                                      key=remember("max-width", DEFAULTS.detector.max_width),
-                                     help="Detection runs on a smaller copy of big frames: much faster. 0 = never.")
+                                     help="A frame that is not a call gallery (one classroom camera) is searched on a "
+                                          "smaller copy: much faster. 0 = never.")
         equalization = st.selectbox("Contrast equalisation", EQUALIZATIONS,
                                     key=remember("equalization", DEFAULTS.detector.equalization),
                                     help="clahe (local) found the most faces in gallery views; global suits dim "
@@ -100,7 +105,7 @@ if classifier is None:
     st.stop()
 
 detector = DetectorSettings(scale_factor=scale_factor, min_neighbors=min_neighbors, min_face_size=min_face,
-                            max_width=max_width, equalization=equalization)
+                            max_width=max_width, equalization=equalization, tiles=tiles)
 alert_rule = AlertRule(negative_threshold=threshold, consecutive_minutes=int(consecutive), face_drop=face_drop)
 session_settings = SessionSettings(analysis_fps=analysis_fps, minute_seconds=float(minute_seconds),
                                    aggregation=aggregation, blur_faces=blur, detector=detector, alert_rule=alert_rule,

@@ -1,5 +1,6 @@
-"""Classifier throughput (faces/s at batch 1, 8, 32) and, when FER2013 is beside the repository,
-the evaluate numbers on `val` with and without flip averaging.
+"""Classifier throughput (faces/s at batch 1, 8, 32) per backend (ONNX Runtime float32 and int8, TensorFlow)
+and, when FER2013 is beside the repository, the evaluate numbers on `val` with and without flip averaging,
+and the int8 model's accuracy against float32.
 
     python benchmarks/bench_classifier.py [--weights PATH] [--data ../shared/datasets/fer2013]
 """
@@ -42,8 +43,9 @@ def main() -> int:
     print(f"model {classifier.name}: input {classifier.input_size} px, {classifier.model.count_params():,} parameters, "
           f"{Path(classifier.path).stat().st_size / 1e6:.1f} MB on disk")
     backends = {classifier.backend: classifier}
-    if classifier.backend != "tensorflow":
-        backends["tensorflow"] = EmotionClassifier.load(classifier.path, backend="tensorflow")
+    for backend in ("onnx-int8", "tensorflow"):
+        if backend not in backends:
+            backends[backend] = EmotionClassifier.load(classifier.path, backend=backend)
     for batch in (1, 8, 32):
         print(f"batch {batch:2d}: " + ", ".join(f"{name} {faces_per_second(c, batch):6.1f}"
                                                for name, c in backends.items()) + " faces/s (preprocessing included)")
@@ -54,6 +56,11 @@ def main() -> int:
         print(f"val ({len(val)} faces): accuracy {plain['accuracy']:.4f}, macro F1 {plain['macro_f1']:.4f}; "
               f"with flip averaging {flipped['accuracy']:.4f} ({flipped['accuracy'] - plain['accuracy']:+.4f})")
         print("per class F1: " + ", ".join(f"{k} {v['f1']:.2f}" for k, v in plain["per_class"].items()))
+        for name, other in backends.items():
+            if name not in (classifier.backend, "tensorflow"):
+                scores, _ = evaluate(other, val)
+                print(f"val with {name}: accuracy {scores['accuracy']:.4f} "
+                      f"({100 * (scores['accuracy'] - plain['accuracy']):+.2f} points against {classifier.backend})")
     else:
         print(f"skipped accuracy: {args.data} not found")
     return 0

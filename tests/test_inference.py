@@ -184,3 +184,18 @@ def test_each_track_is_classified_at_most_at_its_rate_and_reuses_its_last_probab
     for t in (0.0, 0.25):
         every(frame, Faces.from_boxes(boxes, t).with_track_ids([1, 2, 3]))
     assert every.classifier.batches == [3, 3]
+
+
+def test_the_int8_model_gives_outputs_close_to_float32(stand_in_model):
+    from emotion.classifier import EmotionClassifier
+    from emotion.classify import crop_faces
+    from tests.synthetic import gallery_frame
+
+    frame, boxes = gallery_frame(["happy", "sad", "angry", "surprise", "neutral", "fear"], cols=3)
+    crops = crop_faces(frame, boxes)
+    float32 = EmotionClassifier.load(stand_in_model, backend="onnx")
+    int8 = EmotionClassifier.load(stand_in_model, backend="onnx-int8")
+    assert (float32.backend, int8.backend) == ("onnx", "onnx-int8")
+    expected, got = float32.predict(crops), int8.predict(crops)
+    assert np.abs(got - expected).max() < 0.1
+    assert (got.argmax(axis=1) == expected.argmax(axis=1)).mean() >= 5 / 6

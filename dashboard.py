@@ -24,7 +24,7 @@ from emotion.video import VIDEO_SUFFIXES, VideoError, probe  # noqa: E402
 from ui.auth import keep_alive, require_role  # noqa: E402
 from ui.common import (get_classifier, get_store, plain, privacy_note, privacy_notice_acknowledged,  # noqa: E402
                        remember, upload_limit_mb)
-from ui.jobs import describe, sidebar_jobs, video_jobs  # noqa: E402
+from ui.jobs import describe, video_jobs  # noqa: E402
 from ui.common import school_class_only  # noqa: E402
 from ui.markers import marker_bar  # noqa: E402
 from ui.mood_view import download_csv, show_alerts, show_mood  # noqa: E402
@@ -110,7 +110,6 @@ alert_rule = AlertRule(negative_threshold=threshold, consecutive_minutes=int(con
 session_settings = SessionSettings(analysis_fps=analysis_fps, minute_seconds=float(minute_seconds),
                                    aggregation=aggregation, blur_faces=blur, detector=detector, alert_rule=alert_rule,
                                    class_only=class_only)
-sidebar_jobs(user.name)
 
 
 def new_live_session(kind: str, name: str = "") -> LiveSession:

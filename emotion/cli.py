@@ -13,7 +13,8 @@ from pathlib import Path
 from emotion.aggregate import METHODS
 from emotion.alerts import AlertRule
 from emotion.session import SessionSettings
-from emotion.session_csv import STUDENT_COLUMNS, minute_rows, student_rows, to_csv_bytes
+from emotion.session_csv import (SESSION_COLUMNS, SESSION_INTERVAL_COLUMNS, STUDENT_COLUMNS, minute_rows, student_rows,
+                                 to_csv_bytes)
 
 
 def _store():
@@ -28,6 +29,11 @@ def _class_only(args) -> bool:
     from emotion.settings import class_only
 
     return getattr(args, "class_only", False) or class_only()
+
+
+def _write_minutes_csv(args, rows: list[dict]) -> None:
+    """The session CSV: its contract's columns, with --intervals each share's 90 % interval after them."""
+    Path(args.csv).write_bytes(to_csv_bytes(rows, SESSION_INTERVAL_COLUMNS if args.intervals else SESSION_COLUMNS))
 
 
 def cmd_analyze(args) -> int:
@@ -72,8 +78,8 @@ def cmd_analyze(args) -> int:
     session, pipeline = analysis.session, analysis.session.pipeline
     minutes = session.aggregator.minutes()
     session_id = session.session_id or "unsaved"
-    rows = minute_rows(session_id, session.started_at, minutes, settings.minute_seconds)
-    Path(args.csv).write_bytes(to_csv_bytes(rows))
+    _write_minutes_csv(args, minute_rows(session_id, session.started_at, minutes, settings.minute_seconds,
+                                         intervals=args.intervals))
     if args.students:
         Path(args.students).write_bytes(
             to_csv_bytes(student_rows(session_id, session.aggregator.student_minutes()), STUDENT_COLUMNS))
@@ -125,8 +131,8 @@ def cmd_sessions_export(args) -> int:
     if args.students and (info.class_only or _class_only(args)):
         raise ValueError(f"session {info.id} is class-only: no per-student rows are stored or exported"
                          if info.class_only else "class-only mode (CLASS_MOOD_CLASS_ONLY) exports no per-student rows")
-    rows = minute_rows(info.id, info.started_at, store.minutes(info.id), info.minute_seconds)
-    Path(args.csv).write_bytes(to_csv_bytes(rows))
+    rows = minute_rows(info.id, info.started_at, store.minutes(info.id), info.minute_seconds, intervals=args.intervals)
+    _write_minutes_csv(args, rows)
     if args.students:
         Path(args.students).write_bytes(to_csv_bytes(student_rows(info.id, store.student_minutes(info.id)),
                                                      STUDENT_COLUMNS))
@@ -266,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("video", help="mp4, webm, mkv or mov file")
     analyze.add_argument("--csv", required=True, help="where to write the per-minute session CSV")
     analyze.add_argument("--students", help="also write the per-student-per-minute CSV here")
+    analyze.add_argument("--intervals", action="store_true", help="add <emotion>_low / <emotion>_high columns after the usual ones: each share's 90 %% interval")
     analyze.add_argument("--weights", help="model file (default: the active model, see weights/)")
     defaults = SessionSettings()
     analyze.add_argument("--every", type=_whole(0), default=0, help="analyse every Nth frame (overrides --fps)")
@@ -298,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_session_choice(export)
     export.add_argument("--csv", required=True)
     export.add_argument("--students", help="also write the per-student CSV here")
+    export.add_argument("--intervals", action="store_true", help="add <emotion>_low / <emotion>_high columns after the usual ones: each share's 90 %% interval")
     export.set_defaults(run=cmd_sessions_export)
     summary = sessions.add_parser("summary", help="a session's duration, faces, negative minutes and mood changes")
     _add_session_choice(summary)

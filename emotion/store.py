@@ -46,6 +46,7 @@ sessions = sa.Table(
     sa.Column("owner", sa.String(100), nullable=False, default=""),
 )
 _share_columns = [sa.Column(e, sa.Float) for e in EMOTIONS]
+INTERVAL_NAMES = [f"{e}_{side}" for e in EMOTIONS for side in ("low", "high")]
 minutes = sa.Table(
     "minutes", metadata,
     sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
@@ -54,6 +55,7 @@ minutes = sa.Table(
     sa.Column("faces", sa.Integer, nullable=False),
     sa.Column("students", sa.Integer, nullable=False),
     *_share_columns,
+    *[sa.Column(name, sa.Float) for name in INTERVAL_NAMES],  # each share's interval (NULL: none computed)
 )
 student_minutes = sa.Table(
     "student_minutes", metadata,
@@ -90,7 +92,7 @@ SAME_SHARE = 1e-5  # and shares to 6 decimals
 
 # Version 1 kept sessions and minutes only; version 2 added per-student rows, alerts,
 # and the session's model, settings and owner; version 3 added lesson markers (a new table, which
-# create_all makes). Each step upgrades a file by one version.
+# create_all makes) and each minute's share intervals. Each step upgrades a file by one version.
 MIGRATIONS = {
     2: [
         "ALTER TABLE sessions ADD COLUMN model_name VARCHAR(200) NOT NULL DEFAULT ''",
@@ -98,7 +100,7 @@ MIGRATIONS = {
         "ALTER TABLE sessions ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'",
         "ALTER TABLE sessions ADD COLUMN owner VARCHAR(100) NOT NULL DEFAULT ''",
     ],
-    3: [],
+    3: [f"ALTER TABLE minutes ADD COLUMN {name} FLOAT" for name in INTERVAL_NAMES],
 }
 
 
@@ -226,7 +228,9 @@ class SessionStore:
             db.execute(student_minutes.delete().where(student_minutes.c.session_id == session_id,
                                                       student_minutes.c.minute >= from_minute))
             minute_values = [{"session_id": session_id, "minute": m.minute, "frames": m.frames, "faces": m.faces,
-                              "students": m.students, **{e: (m.shares or {}).get(e) for e in EMOTIONS}}
+                              "students": m.students, **{e: (m.shares or {}).get(e) for e in EMOTIONS},
+                              **{f"{e}_low": (m.low or {}).get(e) for e in EMOTIONS},
+                              **{f"{e}_high": (m.high or {}).get(e) for e in EMOTIONS}}
                              for m in rows if m.minute >= from_minute]
             if minute_values:
                 db.execute(minutes.insert(), minute_values)
@@ -311,7 +315,9 @@ class SessionStore:
         with self.engine.connect() as db:
             rows = db.execute(sa.select(minutes).where(minutes.c.session_id == session_id).order_by(minutes.c.minute))
             return [MinuteMood(r.minute, r.frames, r.faces, r.students,
-                               {e: getattr(r, e) for e in EMOTIONS} if r.faces else None) for r in rows]
+                               {e: getattr(r, e) for e in EMOTIONS} if r.faces else None,
+                               *({e: getattr(r, f"{e}_{side}") for e in EMOTIONS} if r.angry_low is not None else None
+                                 for side in ("low", "high"))) for r in rows]
 
     def student_minutes(self, session_id: str) -> list[StudentMinute]:
         with self.engine.connect() as db:

@@ -222,3 +222,25 @@ def test_background_job_reports_progress_can_be_cancelled_and_keeps_its_part(sta
     wait_until(lambda: not failed.running, timeout=60)
     assert failed.status == "failed" and failed.message.startswith("This video cannot be analysed")
     assert not broken.exists() and len(store.list_sessions()) == 1
+
+
+def test_intervals_columns_from_analyze_and_export_and_the_default_header_unchanged(stand_in_model, tmp_path,
+                                                                                     database):
+    from emotion.session_csv import SESSION_COLUMNS, SESSION_INTERVAL_COLUMNS
+
+    frames = [gallery_frame(["happy", "sad", "happy", "neutral"], cols=2, size=(480, 360), seed=i % 3)[0]
+              for i in range(40)]
+    video = write_video(tmp_path / "v.mp4", frames, fps=4)
+    run_module("emotion", "analyze", video, "--csv", tmp_path / "plain.csv", "--weights", stand_in_model,
+               "--minute-seconds", "5")
+    run_module("emotion", "analyze", video, "--csv", tmp_path / "wide.csv", "--weights", stand_in_model,
+               "--minute-seconds", "5", "--intervals")
+    assert list(pd.read_csv(tmp_path / "plain.csv").columns) == SESSION_COLUMNS
+    wide = pd.read_csv(tmp_path / "wide.csv")
+    assert list(wide.columns) == SESSION_INTERVAL_COLUMNS and SESSION_INTERVAL_COLUMNS[:14] == SESSION_COLUMNS
+    run_module("emotion", "sessions", "export", "--latest", "--csv", tmp_path / "export.csv", "--intervals")
+    exported = pd.read_csv(tmp_path / "export.csv")
+    assert list(exported.columns) == SESSION_INTERVAL_COLUMNS  # the stored minutes keep their intervals
+    with_faces = exported[exported["faces"] > 0]
+    assert len(with_faces) and (with_faces["happy_low"] <= with_faces["happy"] + 1e-6).all()
+    assert (with_faces["happy"] <= with_faces["happy_high"] + 1e-6).all()

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from emotion.markers import new_marker
 from emotion.session_csv import minute_rows, parse_session_csv, to_csv_bytes
-from emotion.store import MIGRATIONS, SCHEMA_VERSION, SessionNotFound, SessionStore
+from emotion.store import INTERVAL_NAMES, MIGRATIONS, SCHEMA_VERSION, SessionNotFound, SessionStore
 from tests.conftest import REPO
 from tests.sessions import CLASS_MINUTES, STARTED, class_students, seed_session
 
@@ -166,11 +166,13 @@ def test_version_1_file_is_migrated_without_losing_sessions(version_1_file):
 
 @pytest.fixture
 def version_2_file(tmp_path):
-    """A file as Class Mood wrote it before lesson markers: schema 2, with a seeded session."""
+    """A file as Class Mood wrote it before lesson markers and share intervals: schema 2, with a seeded session."""
     path = tmp_path / "v2.sqlite"
     seed_session(SessionStore(f"sqlite:///{path}"), "Before markers")
     with sqlite3.connect(path) as db:
         db.execute("DROP TABLE markers")
+        for name in INTERVAL_NAMES:
+            db.execute(f"ALTER TABLE minutes DROP COLUMN {name}")
         db.execute("UPDATE schema_version SET version = 2")
     return path
 
@@ -179,6 +181,7 @@ def test_version_2_file_is_migrated_to_markers_without_losing_sessions(version_2
     assert "markers" not in table_names(version_2_file)
     store = SessionStore(f"sqlite:///{version_2_file}")
     assert store.schema_version() == 3 and "markers" in table_names(version_2_file)
+    assert set(INTERVAL_NAMES) <= set(table_columns(version_2_file, "minutes"))
     (info,) = store.list_sessions()
     assert info.title == "Before markers" and not info.class_only
     assert store.minutes(info.id) == CLASS_MINUTES and store.student_minutes(info.id) == class_students()

@@ -25,6 +25,7 @@ from emotion.accounts import (LOCAL_USER, MAX_NAME_LENGTH, SignInLimiter, SignIn
                               sign_in)
 from emotion.settings import SettingsError, idle_minutes, require_auth
 from ui.common import load_secrets, plain
+from ui.jobs import sidebar_jobs
 from ui.nav import sidebar_nav
 
 SIGNED_IN = "signed_in"  # session state: {"name", "password_hash", "last_active" (time.time())}
@@ -53,16 +54,22 @@ def require_role(*roles: str) -> User:
         _refuse(f"Sign-in is misconfigured: {exc}")
     if not users:
         user = _local_user(required)
-        sidebar_nav(user.role)
+        _sidebar(user)
         return user
     user = _signed_in_user(users, idle_seconds) or _sign_in_form(users)
     with st.sidebar:
         st.caption(f"Signed in as **{plain(user.name)}** ({user.role})")
         st.button("Sign out", key="sign-out", on_click=st.session_state.clear)
-    sidebar_nav(user.role)
+    _sidebar(user)
     if user.role not in roles:
         _refuse(plain(f"This page is for the role(s) {', '.join(roles)}; {user.name} has the role {user.role}."))
     return user
+
+
+def _sidebar(user: User) -> None:
+    """On every page: links to the pages the user may open, and their recorded videos being analysed."""
+    sidebar_nav(user.role)
+    sidebar_jobs(user.name)
 
 
 def keep_alive() -> None:

@@ -94,7 +94,10 @@ class LiveSession:
                     self._recent.append(now)
                     while now - self._recent[0] > RECENT_SECONDS:
                         self._recent.popleft()
-                    self._next_due = now + 1.0 / self.settings.analysis_fps
+                    # on a schedule, not `now + interval`: frames arrive a little early or late, and waiting a
+                    # whole interval from a late one analysed 1.6 instead of 2 frames/s of a 10 frames/s camera
+                    interval = 1.0 / self.settings.analysis_fps
+                    self._next_due = max(self._next_due, now - interval / 2) + interval
                     if len(faces):
                         self._last_face = faces.timestamp
             finally:

@@ -199,3 +199,20 @@ def test_the_int8_model_gives_outputs_close_to_float32(stand_in_model):
     expected, got = float32.predict(crops), int8.predict(crops)
     assert np.abs(got - expected).max() < 0.1
     assert (got.argmax(axis=1) == expected.argmax(axis=1)).mean() >= 5 / 6
+
+
+def test_a_live_class_analyses_at_its_rate_when_camera_frames_arrive_unevenly():
+    from emotion.live import LiveSession
+    from emotion.session import SessionSettings
+
+    class NoModel(Echo):
+        name, metadata, val_accuracy = "none", {}, None
+
+    now = [0.0]
+    live = LiveSession(NoModel(), None, SessionSettings(analysis_fps=2), title="x", source_kind="camera",
+                       clock=lambda: now[0])
+    jitter = np.random.default_rng(0).uniform(0, 0.02, 600)
+    for k in range(600):  # a 10 frames/s camera for 60 s
+        now[0] = k / 10 + jitter[k]
+        live.process(np.zeros((60, 80, 3), np.uint8))
+    assert live.status().frames_analysed == 120

@@ -31,6 +31,14 @@ class SessionSummary:
         return self.minutes_above_threshold / self.minutes_with_faces if self.minutes_with_faces else None
 
 
+def format_duration(seconds: float) -> str:
+    """"45 s", "6 min", "1 h 05 min": a session of five 10-second minutes lasted 50 s, not "1 min"."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
 def total_variation(a: dict[str, float], b: dict[str, float]) -> float:
     """Half the L1 distance of two emotion mixes: the share of the class that would have to change emotion."""
     return 0.5 * sum(abs(a[e] - b[e]) for e in EMOTIONS)

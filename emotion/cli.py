@@ -141,14 +141,14 @@ def cmd_sessions_export(args) -> int:
 
 
 def cmd_sessions_summary(args) -> int:
-    from emotion.analysis import mood_changes, session_distribution, summarize
+    from emotion.analysis import format_duration, mood_changes, session_distribution, summarize
 
     store = _store()
     info = _chosen_session(store, args)
     minutes = store.minutes(info.id)
     summary = summarize(minutes, args.threshold, info.minute_seconds)
     print(f"session {info.id} ({info.title}), {info.status}, started {info.started_at:%Y-%m-%d %H:%M} UTC")
-    print(f"  {summary.minutes} minute(s), {summary.duration_seconds / 60:.1f} min long")
+    print(f"  {summary.minutes} minute(s) of {info.minute_seconds:g} s, {format_duration(summary.duration_seconds)} long")
     if summary.mean_faces_per_frame is not None:
         print(f"  {summary.mean_faces_per_frame:.2f} faces per frame on average")
     if summary.share_above_threshold is not None:

@@ -24,7 +24,8 @@ from PIL import Image
 from emotion import charts
 from emotion.aggregate import MinuteMood, StudentMinute
 from emotion.alerts import AlertRule
-from emotion.analysis import MoodChange, SessionSummary, mood_changes, session_distribution, summarize
+from emotion.analysis import (MoodChange, SessionSummary, format_duration, mood_changes, session_distribution,
+                              summarize)
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from emotion.markers import Marker, MoodAround, format_time, mood_around
 from emotion.store import Alert, SessionInfo, SessionStore
@@ -86,7 +87,7 @@ class SessionReport:
         """A few plain sentences for the top of the report."""
         info, summary = self.info, self.summary
         said = [f"“{info.title}” started on {info.started_at:%d %B %Y at %H:%M} UTC and ran for "
-                f"{duration(summary.duration_seconds)} ({summary.minutes} rows of {info.minute_seconds:g} s)."]
+                f"{format_duration(summary.duration_seconds)} ({summary.minutes} rows of {info.minute_seconds:g} s)."]
         if self.mix is None:
             return [*said, "No faces were seen, so there is no mood to report.", CAVEAT]
         most = max(m.students for m in self.minutes)
@@ -114,14 +115,6 @@ class SessionReport:
                         f"{MoodAround.negative(biggest.before):.0%} before, {MoodAround.negative(biggest.after):.0%} "
                         "after.")
         return [*said, CAVEAT]
-
-
-def duration(seconds: float) -> str:
-    """"45 s", "6 min", "1 h 05 min"."""
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    hours, minutes = divmod(round(seconds / 60), 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
 def student_summaries(students: list[StudentMinute]) -> list[StudentSummary]:
@@ -169,7 +162,7 @@ def _pct(value: float | None) -> str:
 def report_sections(report: SessionReport) -> list[Section]:
     info, summary, seconds = report.info, report.summary, report.info.minute_seconds
     facts = [["Session", info.id], ["Started", f"{info.started_at:%Y-%m-%d %H:%M} UTC"],
-             ["Duration", duration(summary.duration_seconds)], ["Status", info.status],
+             ["Duration", format_duration(summary.duration_seconds)], ["Status", info.status],
              ["Source", f"{info.source_kind}: {info.source_name}" if info.source_name else info.source_kind],
              ["Faces per frame",
               "–" if summary.mean_faces_per_frame is None else f"{summary.mean_faces_per_frame:.1f}"],

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 from emotion import charts  # noqa: E402
 from emotion.aggregate import MinuteMood, StudentMinute  # noqa: E402
 from emotion.alerts import AlertRule  # noqa: E402
-from emotion.analysis import mood_changes, summarize  # noqa: E402
+from emotion.analysis import format_duration, mood_changes, summarize  # noqa: E402
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS  # noqa: E402
 from emotion.markers import Marker  # noqa: E402
 from emotion.report import SessionReport, load_report, report_html, report_pdf  # noqa: E402
@@ -199,31 +199,48 @@ def uploaded_view(store: SessionStore, expanded: bool, owner: str, visible_to: s
                        imported.minute_seconds, imported.minutes, [], [], [])
 
 
-def session_figures(view: SessionView, student_emotion: str) -> dict:
+def session_figures(view: SessionView, student_emotion: str, threshold: float) -> dict:
     """The charts of one session by name (names also go into keys and PNG file names), lesson markers drawn
     on the timelines."""
     def marked(fig):
         return charts.add_markers(fig, view.markers, view.minute_seconds)
 
-    figures = {"mood-over-time": marked(charts.mood_over_time(view.minutes)),
-               "emotions-per-minute": marked(charts.emotion_heatmap(view.minutes)),
-               "whole-session": charts.session_distribution_bars(view.minutes)}
+    # every chart names its session and date, so an exported PNG can be handed on alone
+    named = f"{chart_label(view.title)} · {view.started_at:%Y-%m-%d %H:%M} UTC"
+    figures = {"mood-over-time": marked(charts.mood_over_time(
+                   view.minutes, title=f"Class mood per minute — {named}", minute_seconds=view.minute_seconds,
+                   threshold=session_threshold(view, threshold))),
+               "emotions-per-minute": marked(charts.emotion_heatmap(
+                   view.minutes, title=f"Emotions per minute — {named}", minute_seconds=view.minute_seconds)),
+               "whole-session": charts.session_distribution_bars(view.minutes, title=f"Whole session — {named}")}
     if view.students:
+        emotion = None if student_emotion == TOP_EMOTION else student_emotion
         figures["students"] = marked(charts.student_timelines(
-            view.students, None if student_emotion == TOP_EMOTION else student_emotion))
+            view.students, emotion, title=f"Students per minute{f': share of {emotion}' if emotion else ''} — {named}"))
     return figures
 
 
+def session_threshold(view: SessionView, chosen: float) -> float:
+    """The negative-share threshold the session's alerts were raised at (stored with its settings), else the
+    one chosen in the sidebar (uploaded CSVs and sessions stored before settings were)."""
+    stored = (view.info.settings.get("alert_rule") or {}).get("negative_threshold") if view.info else None
+    return float(stored) if isinstance(stored, (int, float)) else chosen
+
+
 def show_summary(view: SessionView, threshold: float) -> None:
+    threshold = session_threshold(view, threshold)
     summary = summarize(view.minutes, threshold, view.minute_seconds)
     duration, faces, negative = st.columns(3)
-    duration.metric("Duration", f"{summary.duration_seconds / 60:.0f} min", help=f"{summary.minutes} minute rows")
+    duration.metric("Duration", format_duration(summary.duration_seconds),
+                    help=f"{summary.minutes} minute rows of {view.minute_seconds:g} s")
     faces.metric("Faces per frame", "–" if summary.mean_faces_per_frame is None
                  else f"{summary.mean_faces_per_frame:.1f}", help="mean over every analysed frame")
     negative.metric(f"Minutes > {threshold:.0%} negative",
                     "–" if summary.share_above_threshold is None else f"{summary.share_above_threshold:.0%}",
                     help=f"{summary.minutes_above_threshold} of {summary.minutes_with_faces} minutes with faces had "
-                         f"more than {threshold:.0%} {' + '.join(NEGATIVE_EMOTIONS)}")
+                         f"more than {threshold:.0%} {' + '.join(NEGATIVE_EMOTIONS)}"
+                         + (" (the threshold this session's alerts were raised at)" if view.info
+                            and threshold != st.session_state.get("threshold") else ""))
 
 
 def show_mood_changes(view: SessionView) -> None:
@@ -314,7 +331,7 @@ def show_session(store: SessionStore, view: SessionView, threshold: float, stude
         st.info("No minutes were recorded in this session.")
     else:
         show_summary(view, threshold)
-        figures = session_figures(view, student_emotion)
+        figures = session_figures(view, student_emotion, threshold)
         for name, fig in figures.items():
             st.plotly_chart(fig, key=f"{view.key}-{name}", width="stretch")
         show_mood_changes(view)
@@ -323,7 +340,8 @@ def show_session(store: SessionStore, view: SessionView, threshold: float, stude
             show_alerts(view)
         show_downloads(view, figures)
         if view.info:
-            show_report(load_report(store, view.info.id, threshold=threshold, class_only=view.class_only), view.key)
+            show_report(load_report(store, view.info.id, threshold=session_threshold(view, threshold),
+                                    class_only=view.class_only), view.key)
     if view.info:
         marker_editor(store, view.info, view.markers, act=act)
         manage(store, view.info, len(view.minutes))

@@ -48,8 +48,9 @@ def test_newest_session_is_shown_with_charts_numbers_and_alerts(store):
     picker = at.multiselect(key="chosen_sessions")
     assert picker.value == [history]
     assert picker.options[1].startswith("Maths 5b — 2024-05-06 09:00 UTC — ended")
-    assert chart_titles(at) == ["Class mood per minute", "Emotions per minute", "Whole session (258 faces)",
-                                "Students per minute"]
+    named = "History 6a · 2024-05-07 09:00 UTC"  # on every chart, so an exported PNG says what it shows
+    assert chart_titles(at) == [f"Class mood per minute — {named}", f"Emotions per minute — {named}",
+                                f"Whole session — {named} (258 faces)", f"Students per minute — {named}"]
     mood, heatmap, whole, students = chart_specs(at)
     assert [trace["name"] for trace in mood["data"]][-1] == "faces per frame" and len(mood["data"]) == 8
     assert heatmap["data"][0]["type"] == "heatmap" and len(heatmap["data"][0]["y"]) == 7
@@ -71,7 +72,7 @@ def test_threshold_and_student_emotion_change_the_view(store):
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Minutes > 70% negative"] == "20%"
     students = chart_specs(at)[3]
-    assert students["layout"]["title"]["text"] == "Students per minute: share of sad"
+    assert students["layout"]["title"]["text"] == "Students per minute: share of sad — History 6a · 2024-05-07 09:00 UTC"
     sad_of_student_2 = [s.shares["sad"] for s in class_students() if s.track_id == 2]
     assert [v for v in students["data"][0]["z"][1] if v is not None] == pytest.approx(sad_of_student_2)
 
@@ -175,7 +176,7 @@ def test_the_analyst_numbers():
 
 def test_cli_summary_uses_the_same_numbers(store):
     out = run_module("emotion", "sessions", "summary", "--latest", "--threshold", "0.7").stdout
-    assert "History 6a" in out and "6 minute(s), 6.0 min long" in out
+    assert "History 6a" in out and "6 minute(s) of 60 s, 6 min long" in out
     assert "negative share above 70% in 1 of 5 minute(s) with faces (20%)" in out
     assert "mood change minute 2 -> 4: 80%" in out
 

@@ -7,9 +7,9 @@ from streamlit.errors import StreamlitAPIException
 
 # (file, label, icon, roles that may open it)
 PAGES = (
-    ("dashboard.py", "Live class", "🎥", ("teacher", "developer")),
-    ("pages/2_Sessions.py", "Sessions", "📊", ("teacher", "analyst", "developer")),
-    ("pages/3_Training.py", "Training", "🧪", ("developer",)),
+    ("dashboard.py", "Live class", ":material/videocam:", ("teacher", "developer")),
+    ("pages/2_Sessions.py", "Sessions", ":material/bar_chart:", ("teacher", "analyst", "developer")),
+    ("pages/3_Training.py", "Training", ":material/model_training:", ("developer",)),
 )
 
 

@@ -2,11 +2,13 @@
 #   docker compose up -d --build      (compose.yaml: the app, HTTPS, a TURN server, optional PostgreSQL)
 FROM python:3.11-slim
 
-# No Debian packages needed: the OpenCV (headless), PyAV, TensorFlow and onnxruntime wheels bundle their
-# libraries beyond what the slim image has (libstdc++, zlib). Chart PNG downloads would need Chromium
-# (kaleido); without it the analyst page points to the browser's own PNG button instead.
+# The OpenCV (headless), PyAV, TensorFlow and onnxruntime wheels bundle their libraries beyond what the slim
+# image has (libstdc++, zlib). Chromium draws the charts of PNG downloads and PDF session reports (kaleido),
+# DejaVu gives the reports' text more than Latin-1.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    TF_CPP_MIN_LOG_LEVEL=2
+    TF_CPP_MIN_LOG_LEVEL=3 OPENBLAS_NUM_THREADS=1
+RUN apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
 COPY requirements.txt .

@@ -15,7 +15,8 @@ model and inference service of the process; nothing is stored. Prints one JSON l
 - cpu_percent: CPU time of this process over the run, in % of one core (200 = both cores of a 2-core machine);
 - rss_mb: the process's peak resident memory (model, inference service, decoders and every class);
 and, beside them, each class's mean time per analysed frame by stage (stage_ms: classify includes the wait
-for its batch), the machine's load average and the mean faces per inference batch.
+for its batch), the CPU seconds per analysed frame (decoding every camera frame included: what sizes a
+server), the machine's load average and the mean faces per inference batch.
 """
 from __future__ import annotations
 
@@ -107,10 +108,12 @@ def main() -> int:
     cpu_start, wall_start = sum(os.times()[:2]), time.monotonic()
     for thread in threads:
         thread.join()
-    cpu = 100 * (sum(os.times()[:2]) - cpu_start) / (time.monotonic() - wall_start)
+    cpu_seconds, wall = sum(os.times()[:2]) - cpu_start, time.monotonic() - wall_start
     batches = InferenceService.shared(classifier).batches
-    print(json.dumps({"classes": results, "cpu_percent": round(cpu, 1),
+    analysed = sum(r["analysed_fps"] for r in results) * wall
+    print(json.dumps({"classes": results, "cpu_percent": round(100 * cpu_seconds / wall, 1),
                       "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "cpu_seconds_per_analysed_frame": round(cpu_seconds / max(analysed, 1), 3),
                       "video": str(video), "backend": classifier.backend, "cpus": os.cpu_count(),
                       "load_average_1m": round(os.getloadavg()[0], 2),
                       "faces_per_batch": round(sum(k * n for k, n in batches.items()) / max(sum(batches.values()), 1),

@@ -72,7 +72,8 @@ with st.sidebar:
         scale_factor = st.slider("Scale factor", 1.05, 1.5, step=0.05,
                                  key=remember("scale-factor", DEFAULTS.detector.scale_factor),
                                  help="Smaller finds more faces, slower.")
-        min_neighbors = st.slider("Min neighbours", 1, 10, key=remember("min-neighbors", DEFAULTS.detector.min_neighbors),
+        min_neighbors = st.slider("Min neighbours", 1, 10,
+                                  key=remember("min-neighbors", DEFAULTS.detector.min_neighbors),
                                   help="Higher gives fewer false faces but misses more real ones.")
         min_face = st.slider("Smallest face (px)", 20, 200, step=5,
                              key=remember("min-face", DEFAULTS.detector.min_face_size))

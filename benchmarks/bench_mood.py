@@ -20,7 +20,6 @@ import contextlib
 import importlib.util
 import io
 import os
-import subprocess
 import sys
 import zlib
 from datetime import datetime, timezone

@@ -31,6 +31,9 @@ def _class_only(args) -> bool:
     return getattr(args, "class_only", False) or class_only()
 
 
+INTERVALS_HELP = "add <emotion>_low / <emotion>_high columns after the usual ones: each share's 90 %% interval"
+
+
 def _write_minutes_csv(args, rows: list[dict]) -> None:
     """The session CSV: its contract's columns, with --intervals each share's 90 % interval after them."""
     Path(args.csv).write_bytes(to_csv_bytes(rows, SESSION_INTERVAL_COLUMNS if args.intervals else SESSION_COLUMNS))
@@ -148,7 +151,8 @@ def cmd_sessions_summary(args) -> int:
     minutes = store.minutes(info.id)
     summary = summarize(minutes, args.threshold, info.minute_seconds)
     print(f"session {info.id} ({info.title}), {info.status}, started {info.started_at:%Y-%m-%d %H:%M} UTC")
-    print(f"  {summary.minutes} minute(s) of {info.minute_seconds:g} s, {format_duration(summary.duration_seconds)} long")
+    print(f"  {summary.minutes} minute(s) of {info.minute_seconds:g} s, "
+          f"{format_duration(summary.duration_seconds)} long")
     if summary.mean_faces_per_frame is not None:
         print(f"  {summary.mean_faces_per_frame:.2f} faces per frame on average")
     if summary.share_above_threshold is not None:
@@ -272,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("video", help="mp4, webm, mkv or mov file")
     analyze.add_argument("--csv", required=True, help="where to write the per-minute session CSV")
     analyze.add_argument("--students", help="also write the per-student-per-minute CSV here")
-    analyze.add_argument("--intervals", action="store_true", help="add <emotion>_low / <emotion>_high columns after the usual ones: each share's 90 %% interval")
+    analyze.add_argument("--intervals", action="store_true", help=INTERVALS_HELP)
     analyze.add_argument("--weights", help="model file (default: the active model, see weights/)")
     defaults = SessionSettings()
     analyze.add_argument("--every", type=_whole(0), default=0, help="analyse every Nth frame (overrides --fps)")
@@ -305,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_session_choice(export)
     export.add_argument("--csv", required=True)
     export.add_argument("--students", help="also write the per-student CSV here")
-    export.add_argument("--intervals", action="store_true", help="add <emotion>_low / <emotion>_high columns after the usual ones: each share's 90 %% interval")
+    export.add_argument("--intervals", action="store_true", help=INTERVALS_HELP)
     export.set_defaults(run=cmd_sessions_export)
     summary = sessions.add_parser("summary", help="a session's duration, faces, negative minutes and mood changes")
     _add_session_choice(summary)

@@ -1,4 +1,6 @@
 import os
+import uuid
+from contextlib import contextmanager
 import subprocess
 import tempfile
 import sys
@@ -105,6 +107,31 @@ def camera(monkeypatch):
     context = SimpleNamespace(state=SimpleNamespace(playing=False))
     monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda **kwargs: context)
     return context
+
+
+PG_URL_VARIABLE = "CLASS_MOOD_TEST_PG_URL"
+
+
+@contextmanager
+def postgres_schema():
+    """A fresh schema on the PostgreSQL server named by CLASS_MOOD_TEST_PG_URL, as a URL that uses it; dropped
+    afterwards. Skips the test without that variable."""
+    import sqlalchemy as sa
+
+    url = os.environ.get(PG_URL_VARIABLE)
+    if not url:
+        pytest.skip(f"{PG_URL_VARIABLE} is not set (.ci/run starts Debian's PostgreSQL and sets it)")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as db:
+        db.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.begin() as db:
+            db.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def _postgres_listening(port: int = 5432) -> bool:

@@ -72,7 +72,8 @@ def test_threshold_and_student_emotion_change_the_view(store):
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Minutes > 70% negative"] == "20%"
     students = chart_specs(at)[3]
-    assert students["layout"]["title"]["text"] == "Students per minute: share of sad — History 6a · 2024-05-07 09:00 UTC"
+    assert students["layout"]["title"]["text"] == \
+        "Students per minute: share of sad — History 6a · 2024-05-07 09:00 UTC"
     sad_of_student_2 = [s.shares["sad"] for s in class_students() if s.track_id == 2]
     assert [v for v in students["data"][0]["z"][1] if v is not None] == pytest.approx(sad_of_student_2)
 

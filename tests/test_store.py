@@ -2,7 +2,6 @@
 version-2 files migrated, a recorder killed mid-class, search by class name and date, uploads that are stored
 already, and the same round trips on PostgreSQL when one is configured."""
 import json
-import os
 import queue
 import signal
 import sqlite3
@@ -10,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -20,10 +18,9 @@ import sqlalchemy as sa
 from emotion.markers import new_marker
 from emotion.session_csv import minute_rows, parse_session_csv, to_csv_bytes
 from emotion.store import INTERVAL_NAMES, MIGRATIONS, SCHEMA_VERSION, SessionNotFound, SessionStore
-from tests.conftest import REPO
+from tests.conftest import REPO, postgres_schema
 from tests.sessions import CLASS_MINUTES, STARTED, class_students, seed_session
 
-PG_URL_VARIABLE = "CLASS_MOOD_TEST_PG_URL"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -32,22 +29,12 @@ def store(request, tmp_path):
     if request.param == "sqlite":
         yield SessionStore(f"sqlite:///{tmp_path / 'sessions.sqlite'}")
         return
-    url = os.environ.get(PG_URL_VARIABLE)
-    if not url:
-        pytest.skip(f"{PG_URL_VARIABLE} is not set (.ci/run starts Debian's PostgreSQL and sets it)")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as db:
-        db.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    in_schema = sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    pg_store = SessionStore(in_schema.render_as_string(hide_password=False))
-    try:
-        yield pg_store
-    finally:
-        pg_store.engine.dispose()
-        with admin.begin() as db:
-            db.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        pg_store = SessionStore(url)
+        try:
+            yield pg_store
+        finally:
+            pg_store.engine.dispose()
 
 
 def test_live_writes_read_back(store):

@@ -6,35 +6,20 @@ a class streamed into each from its own browser; the Sessions page of either ser
 
 Skips without that server (.ci/run starts Debian's PostgreSQL and sets it) or without Debian's chromium.
 """
-import os
-import uuid
 
 import pytest
-import sqlalchemy as sa
 
 from emotion.store import SessionStore
 from tests.browser import launch_chromium, requires_chromium, streamlit_server, wait_for_app
 from tests.test_dashboard import _fake_camera, _start_camera, _stop_and_wait, app_env  # noqa: F401 (a fixture)
-from tests.test_store import PG_URL_VARIABLE
+from tests.conftest import postgres_schema
 
 
 @pytest.fixture
 def shared_database():
     """A fresh schema on the PostgreSQL server named by CLASS_MOOD_TEST_PG_URL, as a URL both servers use."""
-    url = os.environ.get(PG_URL_VARIABLE)
-    if not url:
-        pytest.skip(f"{PG_URL_VARIABLE} is not set (.ci/run starts Debian's PostgreSQL and sets it)")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as db:
-        db.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False)
-    finally:
-        with admin.begin() as db:
-            db.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 def _listed_on_sessions_page(browser, url: str) -> str:

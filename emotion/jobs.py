@@ -121,7 +121,8 @@ class VideoJobs:
             elif job.analysis.stopped:
                 job.status, job.message = "failed", f"The analysis stopped early: {job.analysis.stopped}."
             else:
-                job.status, job.message = "done", job.analysis.ended_early or ""
+                early = job.analysis.ended_early
+                job.status, job.message = "done", f"Only part of this video was analysed: {early}." if early else ""
         except VideoError as exc:
             job.status, job.message = "failed", f"This video cannot be analysed: {exc}"
         except Exception as exc:  # shown to the user as a sentence; the stored part stays

@@ -36,7 +36,7 @@ def test_old_sessions_go_with_their_rows_and_recent_ones_stay(store):  # noqa: F
 
     assert store.delete_older_than(30, now=now) == 1
     assert [s.title for s in store.list_sessions()] == ["Last week"]
-    assert row_counts(store, old) == {"student_minutes": 0, "minutes": 0, "alerts": 0}
+    assert row_counts(store, old) == {"student_minutes": 0, "minutes": 0, "alerts": 0, "markers": 0}
     assert row_counts(store, recent)["student_minutes"] == before["student_minutes"]
     assert store.delete_older_than(30, now=now) == 0
     with pytest.raises(ValueError, match="positive number of days"):

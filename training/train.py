@@ -308,18 +308,20 @@ def main(argv=None) -> int:
         if epoch + 1 < cfg.epochs:
             save_checkpoint("running")
 
-    # before "finished", so that a run killed while recalibrating does it again when resumed
+    # before "finished", so that a run killed while recalibrating or calibrating does it again when resumed
     if cfg.recalibrate_images and (run / "best.keras").is_file():
         from training.recalibrate import recalibrate_run
 
         before, after = recalibrate_run(run, train, val, images=cfg.recalibrate_images, seed=cfg.seed)
         state["best_val_accuracy"] = max(before, after)
+    if (run / "best.keras").is_file():
+        from training.calibration import calibrate_run  # the best model's probability calibration, in its metadata
+
+        calibrate_run(run, val)
     save_checkpoint("finished")
     report_progress(state["epoch"], 0, "finished")
     print(f"finished: best val accuracy {state['best_val_accuracy']:.4f} at epoch {state['best_epoch']}; "
           f"model in {run / 'best.keras'}")
-    from training.calibration import calibrate_run  # the best model's probability calibration, in its metadata
-    calibrate_run(run, val)
     return 0
 
 

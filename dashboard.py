@@ -13,7 +13,7 @@ st.set_page_config(page_title="Class Mood", page_icon="🙂", layout="wide")
 
 from emotion.alerts import AlertRule  # noqa: E402
 from emotion.aggregate import METHODS  # noqa: E402
-from emotion.analysis import session_distribution  # noqa: E402
+from emotion.session_numbers import session_distribution  # noqa: E402
 from emotion.detect import EQUALIZATIONS, DetectorSettings  # noqa: E402
 from emotion.jobs import VideoJob  # noqa: E402
 from emotion.live import LiveSession  # noqa: E402

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from emotion.aggregate import INTERVAL_LEVEL, MinuteMood, StudentMinute
-from emotion.analysis import session_distribution
+from emotion.session_numbers import session_distribution
 from emotion.labels import EMOTIONS
 
 EMOTION_COLORS = {

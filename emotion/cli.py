@@ -144,7 +144,7 @@ def cmd_sessions_export(args) -> int:
 
 
 def cmd_sessions_summary(args) -> int:
-    from emotion.analysis import format_duration, mood_changes, session_distribution, summarize
+    from emotion.session_numbers import format_duration, mood_changes, session_distribution, summarize
 
     store = _store()
     info = _chosen_session(store, args)

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 import plotly.graph_objects as go
 
 from emotion.aggregate import MinuteMood
-from emotion.analysis import session_distribution, total_variation
+from emotion.session_numbers import session_distribution, total_variation
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from emotion.session_csv import FORMULA_START
 

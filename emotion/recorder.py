@@ -94,10 +94,6 @@ class SessionRecorder:
         self.start()
         self._wake.set()
 
-    @property
-    def finished(self) -> bool:
-        return self._done.is_set()
-
     # ---- the writer thread
     def _run(self) -> None:
         idle_since = time.monotonic()

@@ -24,7 +24,7 @@ from PIL import Image
 from emotion import charts
 from emotion.aggregate import MinuteMood, StudentMinute
 from emotion.alerts import AlertRule
-from emotion.analysis import (MoodChange, SessionSummary, format_duration, mood_changes, session_distribution,
+from emotion.session_numbers import (MoodChange, SessionSummary, format_duration, mood_changes, session_distribution,
                               summarize)
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from emotion.markers import Marker, MoodAround, format_time, mood_around

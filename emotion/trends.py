@@ -14,7 +14,7 @@ from datetime import datetime
 import plotly.graph_objects as go
 
 from emotion.aggregate import MinuteMood
-from emotion.analysis import session_distribution
+from emotion.session_numbers import session_distribution
 from emotion.charts import EMOTION_COLORS
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from emotion.store import SessionInfo, SessionStore

@@ -1,7 +1,7 @@
 """The analyst's page: look back at stored sessions or an uploaded session CSV, compare them, export, tidy up;
 lesson markers, session reports, and one class's sessions over time (Trends).
 
-Thin on purpose: numbers come from emotion.analysis, emotion.markers and emotion.trends, figures from
+Thin on purpose: numbers come from emotion.session_numbers, emotion.markers and emotion.trends, figures from
 emotion.charts, reports from emotion.report, storage from emotion.store.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 from emotion import charts  # noqa: E402
 from emotion.aggregate import MinuteMood, StudentMinute  # noqa: E402
 from emotion.alerts import AlertRule  # noqa: E402
-from emotion.analysis import format_duration, mood_changes, summarize  # noqa: E402
+from emotion.session_numbers import format_duration, mood_changes, summarize  # noqa: E402
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS  # noqa: E402
 from emotion.markers import Marker  # noqa: E402
 from emotion.report import SessionReport, load_report, report_html, report_pdf  # noqa: E402

@@ -1,7 +1,7 @@
 """Attention alerts: one per episode, with its start, length and what to do; threshold on the mood chart."""
 from emotion.aggregate import MinuteMood
 from emotion.alerts import AlertRule, attention_alerts
-from emotion.analysis import mood_changes
+from emotion.session_numbers import mood_changes
 from emotion.charts import mood_over_time
 from emotion.labels import EMOTIONS
 

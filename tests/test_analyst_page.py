@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from emotion import charts
 from emotion.aggregate import MinuteMood
-from emotion.analysis import mood_changes, session_distribution, summarize, total_variation
+from emotion.session_numbers import mood_changes, session_distribution, summarize, total_variation
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from emotion.session_csv import minute_rows, to_csv_bytes
 from emotion.store import SessionStore

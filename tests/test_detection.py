@@ -70,7 +70,7 @@ def test_a_1080p_gallery_of_36_tiles_is_searched_per_tile_at_a_scale_from_the_ti
     named_camera_off(frame, emotions, cols=6)
     faces = FaceDetector()(frame)
     assert matched(boxes, faces).all() and len(faces) == len(boxes) == 30
-    shrunk = FaceDetector(DetectorSettings(tiles=False))(frame)  # the whole frame shrunk to 640 px: 19 px faces
+    shrunk = FaceDetector(DetectorSettings(tiles=False, max_width=640))(frame)  # whole, shrunk: 19 px faces
     assert len(shrunk) < len(boxes) // 4
 
 
@@ -83,6 +83,18 @@ def test_camera_off_tiles_and_empty_frames_give_no_faces():
         faces = detector(frame, t)
         assert len(faces) == len(boxes) and matched(boxes, faces).all()
     assert len(FaceDetector()(np.full((720, 1280, 3), 40, np.uint8))) == 0
+
+
+def test_a_camera_off_tile_costs_no_cascade_run():
+    emotions = ["happy"] + [None] * 24
+    frame, boxes = gallery_frame(emotions)
+    named_camera_off(frame, emotions)
+    detector = FaceDetector()
+    calls = counting(detector)
+    faces = detector(frame, 0.0)
+    assert detector.layout is not None and len(detector.layout.tiles) == 25
+    assert len(faces) == 1 and matched(boxes, faces).all()
+    assert len(calls) <= 2  # the one face's tile (first cascade, maybe the second); the 24 names none
 
 
 def test_kept_boxes_are_only_verified_until_the_next_search():

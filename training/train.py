@@ -314,10 +314,9 @@ def main(argv=None) -> int:
 
         before, after = recalibrate_run(run, train, val, images=cfg.recalibrate_images, seed=cfg.seed)
         state["best_val_accuracy"] = max(before, after)
-    if (run / "best.keras").is_file():
-        from training.calibration import calibrate_run  # the best model's probability calibration, in its metadata
+    from training.calibration import calibrate_run  # the best model's probability calibration, in its metadata
 
-        calibrate_run(run, val)
+    calibrate_run(run, val)
     save_checkpoint("finished")
     report_progress(state["epoch"], 0, "finished")
     print(f"finished: best val accuracy {state['best_val_accuracy']:.4f} at epoch {state['best_epoch']}; "

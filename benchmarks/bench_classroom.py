@@ -1,7 +1,7 @@
 """Class-mood fidelity on ../shared/classroom-bench: a synthetic gallery video of FER2013 `val` faces
 with known per-minute mood, analysed like `python -m emotion analyze`, scored by the bench's score.py.
 
-    python benchmarks/bench_classroom.py [--weights PATH] [--video-dir /tmp/class] [--detect-width 640]
+    python benchmarks/bench_classroom.py [--weights PATH] [--video-dir /tmp/class] [--detect-width 960]
 
 Prints, per aggregation method (top / mean / corrected): mean total-variation distance to the true
 mix per minute, face recall, dominant emotion right, and processing speed against real time.
@@ -26,13 +26,16 @@ VAL_FACES = REPO.parent / "shared" / "datasets" / "fer2013" / "val"
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from emotion.detect import DetectorSettings  # noqa: E402
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", help="model file (default: the active model)")
     parser.add_argument("--video-dir", default="/tmp/class-mood-bench", help="where the bench video is made (reused)")
     parser.add_argument("--fps", type=float, help="frames per second of video analysed (default: the CLI's)")
-    parser.add_argument("--detect-width", type=int, default=640, help="frames are shrunk to this width for detection")
+    parser.add_argument("--detect-width", type=int, default=DetectorSettings().max_width,
+                        help="a frame that is not a gallery is shrunk to this width for detection")
     parser.add_argument("--coast-seconds", type=float, default=2.0)
     parser.add_argument("--detect-every", type=int, help="run the detector on every Nth analysed frame "
                                                            "(default: the CLI's)")
@@ -44,7 +47,6 @@ def main() -> int:
     from emotion.aggregate import METHODS, MoodAggregator
     from emotion.analyze import analyze_video
     from emotion.classifier import EmotionClassifier
-    from emotion.detect import DetectorSettings
     from emotion.session import SessionSettings
     from emotion.session_csv import minute_rows, to_csv_bytes
 

@@ -76,6 +76,7 @@ def main() -> int:
             fy = y0 + (tile_h - args.face) // 2 + int(rng.integers(-4, 5))
             frame[fy:fy + args.face, fx:fx + args.face] = face[:, :, None]
             tiles.append((index, np.array([fx, fy, args.face, args.face])))
+        detector.reset()  # a new gallery: nothing kept from the last frame's faces
         detections = detector(frame).boxes
         if not len(detections):
             continue

@@ -20,19 +20,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from emotion.detect import DetectorSettings  # noqa: E402
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", help="model file (default: the active model)")
     parser.add_argument("--video", default="/tmp/class-mood-bench/classroom.mp4")
     parser.add_argument("--frames", type=int, default=60, help="frames to time")
-    parser.add_argument("--detect-width", type=int, default=640)
+    parser.add_argument("--detect-width", type=int, default=DetectorSettings().max_width,
+                        help="a frame that is not a gallery is shrunk to this width for detection")
     args = parser.parse_args()
 
     from emotion.aggregate import MoodAggregator
     from emotion.annotate import annotate
     from emotion.classifier import EmotionClassifier
-    from emotion.detect import DetectorSettings, FaceDetector
+    from emotion.detect import FaceDetector
     from emotion.pipeline import FramePipeline
     from emotion.track import Tracker
     from emotion.video import read_frames

@@ -120,11 +120,19 @@ def find_tiles(gray: np.ndarray) -> TileLayout | None:
     height, width = img.shape
     whole = (0, 0, width, height)
     max_gap = (max(int(MAX_GAP * height), 2), max(int(MAX_GAP * width), 2))
-    gaps = [c for axis in (0, 1)
+    gaps = [(axis, c) for axis in (0, 1)
             for _, _, c in _interior_gaps(_flat_runs(img, whole, axis, None), (height, width)[axis], max_gap[axis])]
     if not gaps:
         return None
-    colour = float(np.median(gaps))
+
+    def support(colour: float) -> tuple[int, int]:
+        """Axes with a gap of about this colour, then gaps: the background shows between rows and between
+        columns, while a band of tiles of one flat colour (above their faces) runs along one axis only."""
+        axes = [axis for axis, c in gaps if abs(c - colour) <= SAME_COLOUR]
+        return len(set(axes)), len(axes)
+
+    best = max((c for _, c in gaps), key=support)
+    colour = float(np.median([c for _, c in gaps if abs(c - best) <= SAME_COLOUR]))
     separators: list[Separator] = []
     tiles = _split(img, whole, colour, max_gap, 0, separators)
     if len(tiles) < 2:

@@ -10,7 +10,7 @@ from emotion.pipeline import FramePipeline
 from emotion.preprocess import to_gray
 from emotion.tile_layout import find_tiles
 from emotion.track import Tracker
-from tests.synthetic import classroom_frame, gallery_frame, speaker_frame
+from tests.synthetic import classroom_frame, draw_face, gallery_frame, speaker_frame
 from tests.test_pipeline import GALLERY, matched
 
 MOODS = ["happy", "sad", "neutral", "surprise", "angry", "fear"]
@@ -182,3 +182,21 @@ def test_tracker_drops_coasting_boxes_without_a_face():
     assert gone.track_ids.tolist() == [1]
     back = tracker(Faces.from_boxes(boxes, 1.0))  # the student returns: same id
     assert back.track_ids.tolist() == [1, 2]
+
+
+def test_tiles_of_one_flat_colour_above_their_faces_are_not_taken_for_separators():
+    # tiles of one colour, little darker than the background, with faces filling most of their height: the
+    # thin bands of tile colour above and below each row of faces are flat lines like separators, but only
+    # the background shows between the columns too
+    rng = np.random.default_rng(0)
+    frame, boxes = np.full((720, 1280, 3), 32, np.uint8), []
+    for i in range(25):
+        x, y = (i % 5) * 256, (i // 5) * 144
+        cv2.rectangle(frame, (x + 2, y + 2), (x + 253, y + 141), (58, 52, 48), -1)
+        fx, fy = x + 76 + int(rng.integers(-8, 9)), y + 20 + int(rng.integers(-4, 5))
+        frame[fy:fy + 104, fx:fx + 104] = draw_face(MOODS[i % 6], 104, rng)[:, :, None]
+        boxes.append((fx, fy, 104, 104))
+    detector = FaceDetector()
+    faces = detector(frame)
+    assert len(detector.layout.tiles) == 25
+    assert len(faces) == 25 and matched(boxes, faces).all()

@@ -2,6 +2,7 @@
 through `LiveSession.process`, from its own thread, as the browser camera's streamlit-webrtc callback does.
 
     python benchmarks/bench_load.py [--classes 6] [--video PATH] [--seconds 60] [--camera-fps 10]
+                                    [--classify-per-second R]
 
 Without --video a 25-face gallery (5x5 tiles, 720p, every camera on, 10 frames/s) is made once by
 benchmarks/gallery.py in --work. Every class uses the dashboard's defaults (SessionSettings()) and the one
@@ -27,6 +28,7 @@ import resource
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,8 @@ def main() -> int:
     parser.add_argument("--weights", help="model file (default: the active model)")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--work", default="/tmp/class-mood-bench-load")
+    parser.add_argument("--classify-per-second", type=float, help="per-track classification rate (default: "
+                                                                   "the dashboard's, SessionSettings)")
     args = parser.parse_args()
     from emotion.classifier import EmotionClassifier
     from emotion.inference import InferenceService
@@ -91,7 +95,10 @@ def main() -> int:
     video = Path(args.video) if args.video else default_video(Path(args.work))
     classifier = EmotionClassifier.load(args.weights, backend=args.backend)
     classifier.predict([np.zeros((48, 48), np.uint8)] * 8)  # warm up outside the measurement
-    classes = [LiveSession(classifier, None, SessionSettings(), title=f"class {i + 1}", source_kind="camera")
+    settings = SessionSettings()
+    if args.classify_per_second is not None:
+        settings = replace(settings, classify_per_second=args.classify_per_second)
+    classes = [LiveSession(classifier, None, settings, title=f"class {i + 1}", source_kind="camera")
                for i in range(args.classes)]
     results: list[dict | None] = [None] * args.classes
     start = time.monotonic() + 1.0

@@ -22,6 +22,7 @@ import io
 import os
 import sys
 import zlib
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -80,14 +81,18 @@ def make_videos(work: Path, count: int, minutes: int) -> list[Path]:
 
 
 def cached_faces(folder: Path, classifier) -> list[Faces]:
-    """Every analysed frame's faces with uncalibrated probabilities: one pipeline pass per video, then cached."""
-    cache = folder / f"faces-{classifier.name}.npz"
+    """Every analysed frame's faces with uncalibrated probabilities: one pipeline pass per video at the default
+    settings but with every face classified in every frame (benchmarks/bench_track_rate.py replays them at
+    other per-track rates; `at_default_rate` at the default one), then cached."""
+    from emotion.detect import DetectorSettings
+
+    cache = folder / f"faces-{classifier.name}-{zlib.crc32(repr(DetectorSettings()).encode()):08x}.npz"
     if not cache.exists():
         from emotion.analyze import analyze_video
         from emotion.session import SessionSettings
 
         frames = []
-        analyze_video(folder / "video.mp4", classifier, SessionSettings(),
+        analyze_video(folder / "video.mp4", classifier, replace(SessionSettings(), classify_per_second=0),
                       on_frame=lambda frame, faces: frames.append(faces))
         np.savez(cache, timestamps=[f.timestamp for f in frames], counts=[len(f) for f in frames],
                  boxes=np.concatenate([f.boxes for f in frames]),
@@ -98,6 +103,20 @@ def cached_faces(folder: Path, classifier) -> list[Faces]:
     return [Faces(boxes=b, probabilities=p, track_ids=i, timestamp=float(t))
             for t, b, p, i in zip(data["timestamps"], np.split(data["boxes"], splits),
                                   np.split(data["probabilities"], splits), np.split(data["track_ids"], splits))]
+
+
+def at_rate(frames: list[Faces], per_second: float) -> tuple[list[Faces], int]:
+    """The frames as the pipeline would classify them at `per_second` per track (0: every frame): the frames in
+    between reuse their track's last probabilities; and how many faces were classified."""
+    from emotion.classify import TrackRate
+
+    rate = TrackRate(per_second)
+    replayed, classified = [], 0
+    for faces in frames:
+        due = rate.due(faces)
+        replayed.append(rate.fill(faces, due, faces.probabilities[due]))
+        classified += int(due.sum())
+    return replayed, classified
 
 
 def fit_half_a(classifier, work: Path) -> dict:
@@ -203,6 +222,7 @@ def main() -> int:
     from emotion.aggregate import DEFAULT_METHOD, METHODS, SMOOTH_SECONDS, MoodAggregator
     from emotion.calibration import calibrate
     from emotion.classifier import EmotionClassifier
+    from emotion.session import SessionSettings
 
     spec = importlib.util.spec_from_file_location("score", BENCH / "score.py")
     scorer = importlib.util.module_from_spec(spec)
@@ -222,6 +242,7 @@ def main() -> int:
     for folder in make_videos(work, args.videos, args.minutes):
         video = folder.name.removesuffix(f"-{args.minutes}min")
         frames = [f.with_probabilities(calibrate(f.probabilities, block)) for f in cached_faces(folder, classifier)]
+        frames, _ = at_rate(frames, SessionSettings().classify_per_second)
         for name, variant in variants.items():
             options = {"prior": fitted["priors"]["calibrated"], **variant}
             aggregator = MoodAggregator(60, options.pop("method"), fitted["confusion"], **options)

@@ -4,8 +4,8 @@ frames in between reuse its last probabilities.
 
     python benchmarks/bench_track_rate.py [--rates 0,2,1,0.5] [--work /tmp/class-mood-bench-mood]
 
-Replays bench_mood's cached faces (the pipeline's boxes, tracks and probabilities at the default settings,
-made by bench_mood.py first) through emotion.classify.TrackRate: detection and tracking do not depend on
+Replays bench_mood's cached faces (the pipeline's boxes, tracks and probabilities, every face classified in
+every frame, made by bench_mood.py first) through emotion.classify.TrackRate: detection and tracking do not depend on
 classification, so reusing a track's cached probabilities is exactly what the pipeline would do.
 """
 from __future__ import annotations
@@ -20,22 +20,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_mood import (BENCH, VIDEOS, cached_faces, fit_half_a, label_quality,  # noqa: E402
-                                   make_videos, score_minutes, truth_labels)
-
-
-def at_rate(frames, per_second: float):
-    """The frames as the pipeline would classify them at `per_second` per track (0: every frame), and how
-    many faces were classified."""
-    from emotion.classify import TrackRate
-
-    rate = TrackRate(per_second)
-    replayed, classified = [], 0
-    for faces in frames:
-        due = rate.due(faces)
-        replayed.append(rate.fill(faces, due, faces.probabilities[due]))
-        classified += int(due.sum())
-    return replayed, classified
+from benchmarks.bench_mood import (BENCH, VIDEOS, at_rate, cached_faces, fit_half_a,  # noqa: E402
+                                   label_quality, make_videos, score_minutes, truth_labels)
 
 
 def main() -> int:

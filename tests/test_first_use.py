@@ -52,6 +52,23 @@ def test_achieved_rate_is_measured_over_the_last_seconds(stand_in_model, tmp_pat
     assert live.status().analysed_fps == 0
 
 
+def test_analyses_missed_while_the_server_was_busy_are_made_up(stand_in_model):
+    from emotion.classifier import EmotionClassifier
+    from emotion.live import LiveSession
+    from emotion.session import SessionSettings
+    from tests.synthetic import gallery_frame
+
+    clock = {"now": 0.0}
+    live = LiveSession(EmotionClassifier.load(stand_in_model), None, SessionSettings(analysis_fps=2), title="t",
+                       source_kind="camera", clock=lambda: clock["now"])
+    frame, _ = gallery_frame(["happy", "sad"], cols=2, size=(320, 240))
+    for i in range(60):  # 6 s of a 10 frames/s camera whose frames from 2.0 to 2.9 s never came through
+        if not 20 <= i < 30:
+            clock["now"] = i / 10
+            live.process(frame)
+    assert live.status().frames_analysed == 12  # 2 a second, the two missed at 2.0 and 2.5 s made up after
+
+
 def test_a_fresh_install_runs_quietly_without_a_deploy_button():
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert config["server"]["fileWatcherType"] == "none"  # .venv inside the folder overflowed inotify

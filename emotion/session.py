@@ -46,10 +46,11 @@ class SessionSettings:
     analysis_fps: float = 2.0  # frames analysed per second (live: at most; video: of video time)
     every: int = 0  # recorded video only: analyse every Nth frame instead of `analysis_fps` (0 = off)
     detect_every: int = 2  # the detector runs on every Nth analysed frame; same recall and mood on the bench
-    # each student's face classified at most this often (0: every analysed frame). 1/s: the shipped model's flip
-    # views classify each face twice, so this keeps the classifier's work per frame what one view at 2/s cost;
-    # on the bench's six videos 1/s and 2/s gave the same mood (TVD 0.0911 vs 0.0907, labels 62.3 vs 62.4 %)
-    classify_per_second: float = 1.0
+    # each student's face classified at most this often (0: every analysed frame); the frames in between reuse the
+    # track's last probabilities. 0.5/s: the shipped model's flip views classify each face twice, and 6 live
+    # classes on 2 cores reach 2 analysed frames/s only so (1.26-1.44 at 1/s); the mood and labels on the bench's
+    # six videos: benchmarks/bench_track_rate.py, numbers in the README
+    classify_per_second: float = 0.5
     minute_seconds: float = 60.0
     aggregation: str = DEFAULT_METHOD
     coast_seconds: float = 2.0  # a briefly missed student keeps counting this long (see emotion/track.py)

@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from emotion.aggregate import INTERVAL_LEVEL, MinuteMood, StudentMinute
-from emotion.session_numbers import session_distribution
 from emotion.labels import EMOTIONS
+from emotion.session_numbers import session_distribution
 
 EMOTION_COLORS = {
     "angry": "#d62728", "disgust": "#2ca02c", "fear": "#9467bd", "happy": "#f2c029",

@@ -6,10 +6,11 @@
 
 A gallery (emotion/tile_layout.py) is searched tile by tile, each tile scaled so that its height is
 `tile_height` px: a face filling a fair part of its tile then suits the cascade's window whatever the
-frame's size (shrinking a whole 1080p frame to 640 px made 84 px faces too small for it). Between full
-searches, every `search_seconds`, a student's box is only verified: the cascade runs on the box and a
-margin around it, at a fixed small scale, which costs a fraction of a millisecond; a tile whose face is
-not confirmed is searched again in that frame. A new layout (someone joins or leaves, speaker view) starts
+frame's size (shrinking a whole 1080p frame to 640 px made 84 px faces too small for it); a tile where
+no face turns up is tried at two more scales, and a camera-off tile (a name on a flat colour) is not
+searched at all. Between full searches, every `search_seconds`, a student's box is only verified: the
+cascade runs on the box and a margin around it, at a fixed small scale, which costs a fraction of a
+millisecond; a tile whose face is not confirmed is searched again in that frame. A new layout (someone joins or leaves, speaker view) starts
 a full search at once. A frame that is not a gallery (one classroom camera) is searched whole, shrunk to
 `max_width`, with the same keep-and-verify between full searches.
 """

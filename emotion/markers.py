@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 import plotly.graph_objects as go
 
 from emotion.aggregate import MinuteMood
-from emotion.session_numbers import session_distribution, total_variation
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from emotion.session_csv import FORMULA_START
+from emotion.session_numbers import session_distribution, total_variation
 
 LABELS = ("new topic", "question", "quiz", "break")  # the ready labels offered with one click
 NOTE = "note"  # the label of a marker the teacher typed

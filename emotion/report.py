@@ -24,10 +24,10 @@ from PIL import Image
 from emotion import charts
 from emotion.aggregate import MinuteMood, StudentMinute
 from emotion.alerts import AlertRule
-from emotion.session_numbers import (MoodChange, SessionSummary, format_duration, mood_changes, session_distribution,
-                              summarize)
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from emotion.markers import Marker, MoodAround, format_time, mood_around
+from emotion.session_numbers import (MoodChange, SessionSummary, format_duration, mood_changes,
+                                     session_distribution, summarize)
 from emotion.store import Alert, SessionInfo, SessionStore
 
 REPORT_SUFFIXES = (".pdf", ".html")

@@ -14,9 +14,9 @@ from datetime import datetime
 import plotly.graph_objects as go
 
 from emotion.aggregate import MinuteMood
-from emotion.session_numbers import session_distribution
 from emotion.charts import EMOTION_COLORS
 from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
+from emotion.session_numbers import session_distribution
 from emotion.store import SessionInfo, SessionStore
 
 TREND_COLUMNS = ["session_id", "title", "started_at", "status", "minutes", "faces", "faces_per_frame", *EMOTIONS,

@@ -29,15 +29,15 @@ from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from emotion.quantify import em_prior_shift, mean_shares, project_to_simplex, unmix  # noqa: F401 (re-exported)
 
 METHODS = ("top", "mean", "corrected", "em")
-# benchmarks/bench_mood.py, six gallery videos of held-out faces, mean per-minute TVD: em 0.091,
-# corrected 0.119, top 0.164, mean 0.221; re-measure there when the model changes.
+# benchmarks/bench_mood.py, six gallery videos of held-out faces, mean per-minute TVD: em 0.095,
+# corrected 0.124, top 0.165, mean 0.217 (cycle-3 model); re-measure there when the model changes.
 DEFAULT_METHOD = "em"
 CHUNK_SECONDS = 2.0
 MIN_STUDENTS = 3  # fewer tracks than this: "too few faces to tell" (a bootstrap over 1 or 2 tracks says nothing)
 INTERVAL_LEVEL = 0.90
 BOOTSTRAP_SAMPLES = 200
 SMOOTH_SECONDS = 2.0  # time constant of the per-student label on tiles and in the strip (bench_mood.py: label
-# changes per student-minute 18 -> 6, about the truth's own rate, for 2 points of accuracy lost to lag)
+# changes per student-minute 8.6 -> 5.3, about the truth's own rate, for 2.4 points of accuracy lost to lag)
 
 
 @dataclass(frozen=True)

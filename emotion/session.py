@@ -15,6 +15,7 @@ database delays the rows, never the video. Every source stores the same settings
 """
 from __future__ import annotations
 
+import json
 import math
 import threading
 import uuid
@@ -79,8 +80,9 @@ class SessionSettings:
             raise ValueError(f"class_only must be True or False, not {self.class_only!r}")
 
     def stored(self, classifier: EmotionClassifier) -> dict:
-        """The settings JSON stored with every session, whatever its source."""
-        return {**asdict(self), "model": classifier.name}
+        """The settings JSON stored with every session, whatever its source (as it reads back: lists, not
+        tuples)."""
+        return json.loads(json.dumps({**asdict(self), "model": classifier.name}))
 
 
 class ClassSession:

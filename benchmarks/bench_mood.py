@@ -83,7 +83,7 @@ def make_videos(work: Path, count: int, minutes: int) -> list[Path]:
 def cached_faces(folder: Path, classifier) -> list[Faces]:
     """Every analysed frame's faces with uncalibrated probabilities: one pipeline pass per video at the default
     settings but with every face classified in every frame (benchmarks/bench_track_rate.py replays them at
-    other per-track rates; `at_default_rate` at the default one), then cached."""
+    other per-track rates; `at_rate` here at the default one), then cached."""
     from emotion.detect import DetectorSettings
 
     cache = folder / f"faces-{classifier.name}-{zlib.crc32(repr(DetectorSettings()).encode()):08x}.npz"

@@ -4,9 +4,9 @@ frames in between reuse its last probabilities.
 
     python benchmarks/bench_track_rate.py [--rates 0,2,1,0.5] [--work /tmp/class-mood-bench-mood]
 
-Replays bench_mood's cached faces (the pipeline's boxes, tracks and probabilities, every face classified in
-every frame, made by bench_mood.py first) through emotion.classify.TrackRate: detection and tracking do not depend on
-classification, so reusing a track's cached probabilities is exactly what the pipeline would do.
+Replays bench_mood's cached faces (the pipeline's boxes, tracks and probabilities, every face classified
+in every frame, made by bench_mood.py first) through emotion.classify.TrackRate: detection and tracking do
+not depend on classification, so reusing a track's cached probabilities is exactly what the pipeline would do.
 """
 from __future__ import annotations
 

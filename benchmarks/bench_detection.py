@@ -140,7 +140,8 @@ def main() -> int:
     parser.add_argument("--layouts", default=",".join(PRESETS), help=f"comma-separated, of {', '.join(PRESETS)}")
     parser.add_argument("--settings", default="default", help="default, 4fps-every2 and/or 2fps-every1")
     parser.add_argument("--minutes", type=int, default=1, help="length of each video")
-    parser.add_argument("--detector", default="", help="a DetectorSettings field=value list, e.g. max_width=0")
+    parser.add_argument("--detector", default="",
+                        help="a DetectorSettings field=value list, e.g. max_width=0,retry_tile_heights=150+75")
     parser.add_argument("--label", default="", help="names this run in the output (e.g. before, after)")
     parser.add_argument("--weights", help="model file (default: the active model)")
     parser.add_argument("--video-dir", default="/tmp/class-mood-galleries")
@@ -156,7 +157,14 @@ def main() -> int:
     detector = DetectorSettings()
     for item in filter(None, args.detector.split(",")):
         key, value = item.split("=")
-        detector = replace(detector, **{key: type(getattr(detector, key))(value)})
+        default = getattr(detector, key)
+        if isinstance(default, bool):  # bool("False") is True
+            parsed = value.lower() in ("1", "true", "yes")
+        elif isinstance(default, tuple):  # e.g. retry_tile_heights=150+75
+            parsed = tuple(type(default[0] if default else 0)(v) for v in value.split("+") if v)
+        else:
+            parsed = type(default)(value)
+        detector = replace(detector, **{key: parsed})
     classifier = EmotionClassifier.load(args.weights)
     print(f"detector {detector}\n")
     print("| layout | settings | faces/frame | recall | false/frame | detect ms/frame (CPU) | frames/s | × real time |")

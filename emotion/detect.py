@@ -10,9 +10,9 @@ frame's size (shrinking a whole 1080p frame to 640 px made 84 px faces too small
 no face turns up is tried at two more scales, and a camera-off tile (a name on a flat colour) is not
 searched at all. Between full searches, every `search_seconds`, a student's box is only verified: the
 cascade runs on the box and a margin around it, at a fixed small scale, which costs a fraction of a
-millisecond; a tile whose face is not confirmed is searched again in that frame. A new layout (someone joins or leaves, speaker view) starts
-a full search at once. A frame that is not a gallery (one classroom camera) is searched whole, shrunk to
-`max_width`, with the same keep-and-verify between full searches.
+millisecond; a tile whose face is not confirmed is searched again in that frame. A new layout (someone
+joins or leaves, speaker view) starts a full search at once. A frame that is not a gallery (one classroom
+camera) is searched whole, shrunk to `max_width`, with the same keep-and-verify between full searches.
 """
 from __future__ import annotations
 
@@ -165,8 +165,8 @@ class FaceDetector:
         return len(self._cascade(gray, region, CHECK_SIDE / box[2], 0.75 * CHECK_SIDE, 1.35 * CHECK_SIDE, 1)) > 0
 
     def _search_region(self, gray: np.ndarray, region, cascade=None) -> np.ndarray:
-        """Faces in a tile scaled to `tile_height` (its largest candidate), or in the whole frame shrunk to
-        `max_width` (with `cascade` only)."""
+        """The face of a tile (at `tile_height`, then the retry heights), or the faces in the whole frame shrunk
+        to `max_width` (with `cascade` only)."""
         x, y, w, h = region
         s = self.settings
         if self.layout is None:
@@ -175,23 +175,33 @@ class FaceDetector:
                                  cascades=[cascade] if cascade else self.cascades)
         if self._camera_off(gray, region):
             return np.zeros((0, 4), np.int32)
+        found = self._face_of_tile(gray, region, s.tile_height, s.tile_min_neighbors)
+        if len(found) or not s.retry_tile_heights:
+            return found
         sides = [k.box[2] for kept in self._kept.values() for k in kept]
-        typical = s.retry_min_share * float(np.median(sides)) if sides else 0.0
-        passes = [(s.tile_height, s.tile_min_neighbors, 0.0)] + [(t, s.retry_min_neighbors, typical)
-                                                                  for t in s.retry_tile_heights]
-        found = np.zeros((0, 4), np.int32)
-        for tile_height, neighbors, at_least in passes:
-            previous = None
-            for share in FACE_OF_TILE:  # smaller candidates are mostly parts of a face (a mouth, an eye)
-                smallest = max(s.min_face_size, share * h, at_least)
-                if previous is not None and smallest >= previous:
-                    break
-                scale = min(max(tile_height / h, WINDOW / smallest), 2.0)
-                found = self._cascade(gray, region, scale, smallest * scale, previous and 1.2 * previous * scale,
-                                      neighbors, largest_only=True)
-                if len(found):
-                    return found
-                previous = smallest
+        at_least = s.retry_min_share * float(np.median(sides)) if sides else 0.0
+        for tile_height in s.retry_tile_heights:
+            found = self._face_of_tile(gray, region, tile_height, s.retry_min_neighbors, at_least)
+            if len(found):
+                break
+        return found
+
+    def _face_of_tile(self, gray: np.ndarray, region, tile_height: int, neighbors: int,
+                      at_least: float = 0.0) -> np.ndarray:
+        """The largest face in a tile scaled to `tile_height`, of at least `at_least` px: first among the
+        candidates of a fair share of the tile's height, then smaller ones."""
+        h = region[3]
+        previous = None
+        for share in FACE_OF_TILE:  # smaller candidates are mostly parts of a face (a mouth, an eye)
+            smallest = max(self.settings.min_face_size, share * h, at_least)
+            if previous is not None and smallest >= previous:
+                break
+            scale = min(max(tile_height / h, WINDOW / smallest), 2.0)
+            found = self._cascade(gray, region, scale, smallest * scale, previous and 1.2 * previous * scale,
+                                  neighbors, largest_only=True)
+            if len(found):
+                return found
+            previous = smallest
         return found
 
     @staticmethod

@@ -63,7 +63,7 @@ def half_b_faces(root: Path) -> Path:
 
 # (preset, mood script, seed): different layouts, scripts and faces
 VIDEOS = [("bench", "bench", 1), ("4x4-720p", "tense", 2), ("join-leave", "calm", 3), ("classroom", "swing", 4),
-          ("3x3-480p", "bench", 5), ("6x6-1080p", "tense", 6)]
+          ("3x3-480p", "bench", 5), ("6x6-1080p", "tense", 6), ("7x7-1080p", "swing", 7), ("bench", "tense", 8)]
 
 
 def make_videos(work: Path, count: int, minutes: int) -> list[Path]:
@@ -137,11 +137,14 @@ def fit_half_a(classifier, work: Path) -> dict:
     block = fit_calibration(p[half_a], labels[half_a])
     held_out = p[~half_a], labels[~half_a]
     counts = np.array([TRAIN_COUNTS[e] for e in EMOTIONS], dtype=np.float64)
-    return {"calibration": block, "confusion": confusion_matrix(labels[half_a], p[half_a].argmax(axis=1)),
+    confusion = confusion_matrix(labels[half_a], p[half_a].argmax(axis=1))
+    return {"calibration": block, "confusion": confusion,
             "ece_b": (expected_calibration_error(*held_out),
                       expected_calibration_error(calibrate(held_out[0], block), held_out[1])),
-            "priors": {"calibrated": np.array(block["prior"]), "train counts": counts,
-                       "counts x class weights": np.sqrt(counts),  # 1/sqrt(frequency) weights
+            # what MoodAggregator.for_model reads, with the blocks fitted on half A: the default's own path
+            "metadata": {"validation": {"confusion_matrix": confusion.tolist()}, "calibration": block,
+                         "training_prior": classifier.metadata.get("training_prior")},
+            "priors": {"implied by the calibration (half A)": np.array(block["prior"]), "train counts": counts,
                        "val frequencies": np.bincount(labels[half_a], minlength=len(EMOTIONS)).astype(float)}}
 
 
@@ -235,17 +238,16 @@ def main() -> int:
     print(f"model {classifier.name}; calibration fitted on val half A ({block['images']} faces): temperature "
           f"{block['temperature']}, ECE {block['ece_before']:.4f} -> {block['ece_after']:.4f}; on held-out half B "
           f"{fitted['ece_b'][0]:.4f} -> {fitted['ece_b'][1]:.4f}")
-    variants = {m: {"method": m} for m in METHODS}
-    variants.update({f"em, prior: {name}": {"method": "em", "prior": prior}
-                     for name, prior in fitted["priors"].items() if name != "calibrated"})
+    variants = {m: (m, fitted["metadata"]) for m in METHODS}
+    variants.update({f"em, prior: {name}": ("em", {**fitted["metadata"], "training_prior": prior.tolist()})
+                     for name, prior in fitted["priors"].items()})
     results, hits, accuracy = [], {}, []
     for folder in make_videos(work, args.videos, args.minutes):
         video = folder.name.removesuffix(f"-{args.minutes}min")
         frames = [f.with_probabilities(calibrate(f.probabilities, block)) for f in cached_faces(folder, classifier)]
         frames, _ = at_rate(frames, SessionSettings().classify_per_second)
-        for name, variant in variants.items():
-            options = {"prior": fitted["priors"]["calibrated"], **variant}
-            aggregator = MoodAggregator(60, options.pop("method"), fitted["confusion"], **options)
+        for name, (method, metadata) in variants.items():
+            aggregator = MoodAggregator.for_model(metadata, 60, method)
             for faces in frames:
                 aggregator.add(faces)
             minutes = aggregator.minutes()

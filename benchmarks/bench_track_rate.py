@@ -46,7 +46,7 @@ def main() -> int:
         truth = truth_labels(folder, cached)
         for per_second in map(float, args.rates.split(",")):
             frames, classified = at_rate(cached, per_second)
-            aggregator = MoodAggregator(60, DEFAULT_METHOD, fitted["confusion"], prior=fitted["priors"]["calibrated"])
+            aggregator = MoodAggregator.for_model(fitted["metadata"], 60, DEFAULT_METHOD)
             for faces in frames:
                 aggregator.add(faces)
             right, _ = label_quality(frames, truth, SMOOTH_SECONDS)

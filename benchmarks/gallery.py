@@ -90,6 +90,8 @@ PRESETS = {
     "bench": GallerySpec(),
     "6x6-1080p": GallerySpec(rows=6, cols=6, size=(1920, 1080), camera_off=(5, 14, 23, 30), face_fraction=0.47,
                              face_offset=0.5),
+    "7x7-1080p": GallerySpec(rows=7, cols=7, size=(1920, 1080), camera_off=(0, 8, 19, 27, 33, 40, 46),
+                             face_fraction=0.5, face_offset=0.4),  # the largest class the product is for
     "4x4-720p": GallerySpec(rows=4, cols=4, size=(1280, 720), camera_off=(2, 9), face_fraction=0.6, face_offset=0.5),
     "3x3-480p": GallerySpec(rows=3, cols=3, size=(640, 480), camera_off=(4,), face_fraction=0.6, face_offset=0.5),
     "join-leave": GallerySpec(leaves=((2, 30.0), (6, 30.0), (9, 30.0), (13, 30.0), (18, 30.0), (21, 30.0)),

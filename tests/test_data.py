@@ -9,7 +9,7 @@ from emotion.labels import EMOTIONS, FER2013_CSV_INDEX
 from tests.conftest import REPO
 from tests.synthetic import write_csv_dataset, write_folder_dataset
 from training import inspect_data
-from training.data import DatasetError, class_weights, load_split
+from training.data import DatasetError, class_weights, load_split, training_prior
 from training.inspect_data import inspect_dataset
 
 PIXELS = " ".join(["1"] * 2304)
@@ -124,3 +124,18 @@ def test_sqrt_class_weights_lift_rare_classes_and_average_one():
     assert weights[1] > weights[0] > weights[3]
     assert np.isclose(weights[labels].mean(), 1.0, atol=1e-5)
     assert weights[2] == 0  # absent class
+
+
+def test_the_training_prior_is_counts_times_class_weights_and_the_aggregator_prefers_it():
+    from emotion.aggregate import MoodAggregator
+
+    labels = np.array([0] * 100 + [1] * 4 + [3] * 400 + [4] * 100 + [5] * 100 + [6] * 100 + [2] * 196)
+    counts = np.bincount(labels, minlength=7)
+    np.testing.assert_allclose(training_prior(labels, "sqrt"), np.sqrt(counts) / np.sqrt(counts).sum(), atol=1e-5)
+    np.testing.assert_allclose(training_prior(labels, "none"), counts / counts.sum(), atol=1e-5)
+    np.testing.assert_allclose(training_prior(labels, "inverse"), np.full(7, 1 / 7), atol=1e-5)
+    implied = [0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2]
+    trained = training_prior(labels, "sqrt")
+    both = {"calibration": {"prior": implied}, "training_prior": trained}
+    np.testing.assert_allclose(MoodAggregator.for_model(both).prior, trained, atol=1e-4)
+    np.testing.assert_allclose(MoodAggregator.for_model({"calibration": {"prior": implied}}).prior, implied)  # older

@@ -25,6 +25,7 @@ def test_one_epoch_inceptionv3_saves_and_reloads_the_same_probabilities(syntheti
     assert meta["labels"] == list(EMOTIONS) and meta["input_size"] == 75
     assert meta["architecture"] == "inceptionv3_fer2013" and 0 <= meta["val_accuracy"] <= 1
     assert len(meta["validation"]["confusion_matrix"]) == 7 and meta["data"]["train_images"] == 48
+    assert len(meta["training_prior"]) == 7 and abs(sum(meta["training_prior"]) - 1) < 1e-3  # what EM divides out
     assert model_file.stat().st_size < 50e6  # float16 storage of 22 M weights
 
     faces, _ = face_set(2, seed=9)

@@ -267,3 +267,13 @@ def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
     else:
         raise ValueError(f"unknown class balancing {mode!r}; expected none, sqrt or inverse")
     return weights.astype(np.float32)
+
+
+def training_prior(labels: np.ndarray, mode: str) -> list[float]:
+    """The class prior a network trained on `labels` with `class_weights(labels, mode)` learns its posteriors
+    under: counts times weights, normalised. The EM mix estimate (emotion/quantify.py) divides it out; the model
+    metadata stores it, because it is known exactly here and only estimated from `val` afterwards."""
+    counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(np.float64)
+    weighted = counts * class_weights(labels, mode)
+    return (weighted / weighted.sum()).round(5).tolist()
+

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     import keras
 
     from emotion.model_io import ModelFileError, load_keras_model, save_model
-    from training.data import DatasetError, class_weights, load_split
+    from training.data import DatasetError, class_weights, load_split, training_prior
     from training.metrics import classification_report
     from training.model import at_input_size, build_model, build_small_cnn, recalibrate_batchnorm
     from training.pipeline import batches_per_epoch, training_batches, validation_arrays
@@ -287,6 +287,7 @@ def main(argv=None) -> int:
                 "preprocessing": {"source_size": 48, "channels": 3, "scale": "x / 127.5 - 1",
                                   "crop_size": cfg.crop_size},
                 "epoch": epoch + 1, "val_accuracy": report["accuracy"], "validation": report,
+                "training_prior": training_prior(train.labels, cfg.balance),
                 "data": {"path": config["data"], "train_split": cfg.train_split, "val_split": cfg.val_split,
                          "train_images": len(train), "val_images": len(val),
                          "train_fingerprint": train.fingerprint(), "val_fingerprint": val.fingerprint()},

@@ -143,6 +143,8 @@ def live_panel(live: LiveSession, key: str) -> None:
     rate = f"{status.analysed_fps:.1f}" if status.analysed_fps is not None else "–"
     st.caption(f"Analysing {rate} of {session_settings.analysis_fps:g} frames/s set · {status.frames_analysed} "
                f"frames analysed of {status.frames_received} received in {status.seconds:.0f} s"
+               + (f" · each face classified every {status.classify_seconds:.0f} s (the server is busy)"
+                  if status.classify_slowed else "")
                + (f" · session {status.session_id}" if status.session_id else ""))
     if live.session:
         download_csv(live.session_id or "unsaved", live.session.started_at, live.minutes(),

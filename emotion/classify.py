@@ -30,12 +30,18 @@ class TrackRate:
 
     def __init__(self, per_second: float = 0.0):
         self.interval = 0.9 / per_second if per_second else 0.0
+        self.stretch = 1.0  # > 1 while the server is busy: each track is classified that many times less often
         self._last: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (time classified, probabilities)
 
     def due(self, faces: Faces) -> np.ndarray:
         """A mask of the faces to classify now: untracked ones, new tracks and tracks due again."""
-        return np.array([t < 0 or t not in self._last or faces.timestamp - self._last[t][0] >= self.interval
+        return np.array([t < 0 or t not in self._last or faces.timestamp - self._last[t][0] >= self.interval * self.stretch
                          for t in faces.track_ids.tolist()], dtype=bool)
+
+    @property
+    def seconds_between(self) -> float:
+        """How often a student's face is classified now, in seconds (0: every analysed frame)."""
+        return self.interval * self.stretch / 0.9
 
     def fill(self, faces: Faces, due: np.ndarray, probabilities: np.ndarray) -> Faces:
         """`faces` with the new probabilities of the due faces and their track's last ones for the others;

@@ -24,6 +24,7 @@ from emotion.store import SessionStore
 RECENT_SECONDS = 10.0  # the window over which the achieved analysis rate is measured
 CATCH_UP = 2  # analyses missed while the server was busy that later frames make up for (6 classes, 2 cores:
 # 1.83-1.89 frames/s of 2 with no catching up, 1.96-2.00 with 2, no more with 4 but p95 latency 1.25 s)
+MAX_STRETCH = 4.0  # a busy server classifies each student up to this many times less often (see _adapt)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class LiveStatus:
     waiting: float  # seconds since the session was set up (while no frame has arrived: how long we wait)
     storage_problem: str | None = None  # why the rows are not being stored right now (they are retried)
     analysed_fps: float | None = None  # frames analysed per second over the last RECENT_SECONDS (None: too soon)
+    classify_seconds: float = 0.0  # how often each student's face is classified now (0: every analysed frame)
+    classify_slowed: bool = False  # the server is busy and classifies less often than the settings ask
 
 
 class LiveSession:
@@ -89,7 +92,9 @@ class LiveSession:
             due = now >= self._next_due
         if due and self._busy.acquire(blocking=False):
             try:
+                scheduled = self._next_due if self._analysed else now
                 faces = self.session.feed(frame, now - self._start)
+                self._adapt(now - scheduled, self.clock() - now)
                 with self._state:
                     self._latest = self.session.aggregator.smoothed(faces)  # steadier labels on the tiles
                     self._analysed += 1
@@ -109,13 +114,32 @@ class LiveSession:
             latest = self._latest
         return annotate(frame, latest, blur_faces=self.settings.blur_faces)
 
+    def _adapt(self, late: float, took: float) -> None:
+        """Keep the picture's pace when the server is busy: an analysis that came half an interval late or took
+        most of one stretches the time between a student's classifications by a quarter (up to MAX_STRETCH); an
+        on-time one shrinks it back slowly. Classification is half of an analysed frame's CPU, and the mood barely
+        changes with it (benchmarks/bench_track_rate.py)."""
+        rate = self.session.pipeline.classify.rate
+        interval = 1.0 / self.settings.analysis_fps
+        if late > 0.5 * interval or took > 0.8 * interval:
+            rate.stretch = min(MAX_STRETCH, rate.stretch * 1.25)
+        else:
+            rate.stretch = max(1.0, rate.stretch * 0.97)
+
     def status(self) -> LiveStatus:
         now = self.clock()
         with self._state:
             return LiveStatus(self._received, self._analysed, 0.0 if self._start is None else now - self._start,
                               self._last_face, None if self._last_arrival is None else now - self._last_arrival,
                               self.session_id, self._ended, now - self._created,
-                              self.session.storage_problem if self.session else None, self._recent_rate(now))
+                              self.session.storage_problem if self.session else None, self._recent_rate(now),
+                              *self._classification())
+
+    def _classification(self) -> tuple[float, bool]:
+        if not self.session:
+            return 1.0 / self.settings.classify_per_second if self.settings.classify_per_second else 0.0, False
+        rate = self.session.pipeline.classify.rate
+        return rate.seconds_between, rate.stretch > 1.1
 
     def _recent_rate(self, now: float) -> float | None:
         """Analysed frames per second lately; None until RECENT_SECONDS of the session have passed."""

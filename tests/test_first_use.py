@@ -69,6 +69,29 @@ def test_analyses_missed_while_the_server_was_busy_are_made_up(stand_in_model):
     assert live.status().frames_analysed == 12  # 2 a second, the two missed at 2.0 and 2.5 s made up after
 
 
+def test_a_busy_server_classifies_each_student_less_often_and_recovers(stand_in_model):
+    from emotion.classifier import EmotionClassifier
+    from emotion.live import MAX_STRETCH, LiveSession
+    from emotion.session import SessionSettings
+    from tests.synthetic import gallery_frame
+
+    clock = {"now": 0.0}
+    live = LiveSession(EmotionClassifier.load(stand_in_model), None, SessionSettings(analysis_fps=2), title="t",
+                       source_kind="camera", clock=lambda: clock["now"])
+    frame, _ = gallery_frame(["happy", "sad"], cols=2, size=(320, 240))
+    live.process(frame)
+    assert live.status().classify_seconds == 2.0 and not live.status().classify_slowed  # the default 0.5/s
+    for i in range(1, 20):  # the server gets to this class's frames only every 0.8 s: analyses come late
+        clock["now"] = 0.8 * i
+        live.process(frame)
+    assert live.status().classify_slowed and live.status().classify_seconds == 2.0 * MAX_STRETCH
+    start = clock["now"]
+    for i in range(600):  # then 60 s of frames on time
+        clock["now"] = start + i / 10
+        live.process(frame)
+    assert not live.status().classify_slowed and live.status().classify_seconds < 2.2
+
+
 def test_a_fresh_install_runs_quietly_without_a_deploy_button():
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert config["server"]["fileWatcherType"] == "none"  # .venv inside the folder overflowed inotify

@@ -13,6 +13,8 @@ model and inference service of the process; nothing is stored. Prints one JSON l
   annotated frame being returned by `process` (the frames in between only get the last boxes drawn);
 - dropped_frames: camera frames that arrived while the class's `process` was still busy with an earlier frame
   and were never shown to it (streamlit-webrtc's async processing, too, keeps only the newest frame);
+- classify_seconds: how often each student's face was classified at the end (the setting's 2 s, more when
+  the class slowed its classifications down to keep its pace, emotion/live.py);
 - cpu_percent: CPU time of this process over the run, in % of one core (200 = both cores of a 2-core machine);
 - rss_mb: the process's peak resident memory (model, inference service, decoders and every class);
 and, beside them, each class's mean time per analysed frame by stage (stage_ms: classify includes the wait
@@ -61,6 +63,7 @@ def feed_class(live, video: Path, camera_fps: float, start: float, stop: float, 
                         "latency_p50_s": float(np.percentile(latencies, 50)) if latencies else None,
                         "latency_p95_s": float(np.percentile(latencies, 95)) if latencies else None,
                         "dropped_frames": dropped,
+                        "classify_seconds": round(live.status().classify_seconds, 1),
                         "stage_ms": {k: round(v, 1) for k, v in live.session.pipeline.timer.per_frame_ms().items()}}
             now = time.monotonic()
             if now >= arrival + 1 / camera_fps:  # the next frame has arrived too: this one was never seen

@@ -29,8 +29,8 @@ from emotion.labels import EMOTIONS, NEGATIVE_EMOTIONS
 from emotion.quantify import em_prior_shift, mean_shares, project_to_simplex, unmix  # noqa: F401 (re-exported)
 
 METHODS = ("top", "mean", "corrected", "em")
-# benchmarks/bench_mood.py, six gallery videos of held-out faces, mean per-minute TVD: em 0.095,
-# corrected 0.124, top 0.165, mean 0.217 (cycle-3 model); re-measure there when the model changes.
+# benchmarks/bench_mood.py, eight gallery videos of held-out faces, mean per-minute TVD: em 0.081,
+# corrected 0.121, top 0.163, mean 0.218 (cycle-3 model); re-measure there when the model changes.
 DEFAULT_METHOD = "em"
 CHUNK_SECONDS = 2.0
 MIN_STUDENTS = 3  # fewer tracks than this: "too few faces to tell" (a bootstrap over 1 or 2 tracks says nothing)

@@ -187,8 +187,8 @@ class MoodAggregator:
                   **options) -> "MoodAggregator":
         """An aggregator with what the model's metadata knows: the confusion matrix and the prior its probabilities
         were trained under (stored by the trainer: class counts x class weights), else the one its calibration
-        implies on `val` (older models). bench_mood.py, mean TVD on six videos: 0.086 with the first, 0.094 with
-        the second, which is fitted on fewer faces."""
+        implies on `val` (older models). bench_mood.py, mean TVD on eight videos: 0.081 with the first, 0.086
+        with the second, which is estimated from a few thousand faces."""
         prior = metadata.get("training_prior") or metadata.get("calibration", {}).get("prior")
         return cls(minute_seconds, method, metadata.get("validation", {}).get("confusion_matrix"), prior=prior,
                    **options)

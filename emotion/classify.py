@@ -35,7 +35,8 @@ class TrackRate:
 
     def due(self, faces: Faces) -> np.ndarray:
         """A mask of the faces to classify now: untracked ones, new tracks and tracks due again."""
-        return np.array([t < 0 or t not in self._last or faces.timestamp - self._last[t][0] >= self.interval * self.stretch
+        interval = self.interval * self.stretch
+        return np.array([t < 0 or t not in self._last or faces.timestamp - self._last[t][0] >= interval
                          for t in faces.track_ids.tolist()], dtype=bool)
 
     @property

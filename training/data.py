@@ -276,4 +276,3 @@ def training_prior(labels: np.ndarray, mode: str) -> list[float]:
     counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(np.float64)
     weighted = counts * class_weights(labels, mode)
     return (weighted / weighted.sum()).round(5).tolist()
-

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     from emotion.model_io import copy_model, read_metadata
     from emotion.registry import SHIPPED_MODEL
     from training.calibration import calibration_of
-    from training.data import load_split
+    from training.data import DatasetError, load_split, training_prior
     from training.evaluate import evaluate
 
     best = Path(args.run).expanduser() / "best.keras"
@@ -56,6 +56,13 @@ def main(argv=None) -> int:
         if candidate["accuracy"] <= shipped["accuracy"] and not args.force:
             print("not shipped: the candidate is not better")
             return 1
+    if "training_prior" not in metadata:  # trained before the trainer stored it: the mix EM divides out
+        settings = metadata.get("settings", {})
+        try:
+            labels = load_split(data, settings.get("train_split", "train")).labels
+            metadata["training_prior"] = training_prior(labels, settings.get("balance", "sqrt"))
+        except DatasetError as error:
+            print(f"note: no training prior stored ({error}); the mix estimate uses the calibration's")
     calibration = calibration_of(probabilities, faces)
     copy_model(best, SHIPPED_MODEL, {**metadata, "file": SHIPPED_MODEL.name,
                                      "val_accuracy": candidate["accuracy"], "validation": candidate,

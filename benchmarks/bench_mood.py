@@ -80,13 +80,18 @@ def make_videos(work: Path, count: int, minutes: int) -> list[Path]:
     return folders
 
 
+def model_key(classifier) -> str:
+    """The model's file name and when it was trained: a model shipped under the same name gets new caches."""
+    return f"{classifier.name}-{zlib.crc32(str(classifier.metadata.get('created', '')).encode()):08x}"
+
+
 def cached_faces(folder: Path, classifier) -> list[Faces]:
     """Every analysed frame's faces with uncalibrated probabilities: one pipeline pass per video at the default
     settings but with every face classified in every frame (benchmarks/bench_track_rate.py replays them at
     other per-track rates; `at_rate` here at the default one), then cached."""
     from emotion.detect import DetectorSettings
 
-    cache = folder / f"faces-{classifier.name}-{zlib.crc32(repr(DetectorSettings()).encode()):08x}.npz"
+    cache = folder / f"faces-{model_key(classifier)}-{zlib.crc32(repr(DetectorSettings()).encode()):08x}.npz"
     if not cache.exists():
         from emotion.analyze import analyze_video
         from emotion.session import SessionSettings
@@ -126,7 +131,7 @@ def fit_half_a(classifier, work: Path) -> dict:
     from training.data import load_split
     from training.metrics import confusion_matrix
 
-    cache = work / f"val-{classifier.name}.npz"
+    cache = work / f"val-{model_key(classifier)}.npz"
     if not cache.exists():
         faces = load_split(VAL_FACES.parent, "val")
         np.savez(cache, probabilities=classifier.predict(faces.images, batch_size=256), labels=faces.labels,

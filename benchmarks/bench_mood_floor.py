@@ -20,7 +20,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_mood import BENCH, VAL_FACES, fit_half_a, in_half_a  # noqa: E402
+from benchmarks.bench_mood import BENCH, VAL_FACES, fit_half_a, in_half_a, model_key  # noqa: E402
 from benchmarks.gallery import EMOTIONS, SCRIPTS  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def main() -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     fitted = fit_half_a(classifier, work)
-    val = np.load(work / f"val-{classifier.name}.npz")
+    val = np.load(work / f"val-{model_key(classifier)}.npz")
     half_b = ~np.array([in_half_a(n) for n in val["names"]])
     probabilities = calibrate(val["probabilities"][half_b].astype(np.float64), fitted["calibration"])
     labels = val["labels"][half_b]
@@ -51,7 +51,8 @@ def main() -> int:
     estimator = MoodAggregator.for_model(fitted["metadata"], 60)
     mixes = [np.array([mix.get(e, 0.0) for e in EMOTIONS]) for s in args.scripts.split(",") for mix in SCRIPTS[s]]
     rng = np.random.default_rng(0)
-    print(f"model {classifier.name}, em with the model's training prior, scripts {args.scripts}, {args.minutes} minutes each")
+    print(f"model {classifier.name}, em with the model's training prior, scripts {args.scripts}, "
+          f"{args.minutes} minutes each")
     for students in map(int, args.students.split(",")):
         faces, tvd = students * 6, []
         for _ in range(args.minutes):

@@ -28,21 +28,23 @@ class TrackRate:
     frame); the others reuse their track's last probabilities. A frame's time may come up to 10 % of the
     interval early (live frames arrive unevenly) and still count as due."""
 
+    EARLY = 0.9  # a track counts as due from this share of its interval on
+
     def __init__(self, per_second: float = 0.0):
-        self.interval = 0.9 / per_second if per_second else 0.0
+        self.seconds = 1.0 / per_second if per_second else 0.0
         self.stretch = 1.0  # > 1 while the server is busy: each track is classified that many times less often
         self._last: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (time classified, probabilities)
-
-    def due(self, faces: Faces) -> np.ndarray:
-        """A mask of the faces to classify now: untracked ones, new tracks and tracks due again."""
-        interval = self.interval * self.stretch
-        return np.array([t < 0 or t not in self._last or faces.timestamp - self._last[t][0] >= interval
-                         for t in faces.track_ids.tolist()], dtype=bool)
 
     @property
     def seconds_between(self) -> float:
         """How often a student's face is classified now, in seconds (0: every analysed frame)."""
-        return self.interval * self.stretch / 0.9
+        return self.seconds * self.stretch
+
+    def due(self, faces: Faces) -> np.ndarray:
+        """A mask of the faces to classify now: untracked ones, new tracks and tracks due again."""
+        interval = self.EARLY * self.seconds_between
+        return np.array([t < 0 or t not in self._last or faces.timestamp - self._last[t][0] >= interval
+                         for t in faces.track_ids.tolist()], dtype=bool)
 
     def fill(self, faces: Faces, due: np.ndarray, probabilities: np.ndarray) -> Faces:
         """`faces` with the new probabilities of the due faces and their track's last ones for the others;

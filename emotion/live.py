@@ -17,6 +17,7 @@ import numpy as np
 
 from emotion.annotate import annotate
 from emotion.classifier import EmotionClassifier
+from emotion.classify import TrackRate
 from emotion.faces import Faces
 from emotion.session import ClassSession, SessionSettings
 from emotion.store import SessionStore
@@ -136,9 +137,8 @@ class LiveSession:
                               *self._classification())
 
     def _classification(self) -> tuple[float, bool]:
-        if not self.session:
-            return 1.0 / self.settings.classify_per_second if self.settings.classify_per_second else 0.0, False
-        rate = self.session.pipeline.classify.rate
+        """How often each face is classified now, and whether that is slower than the settings ask."""
+        rate = self.session.pipeline.classify.rate if self.session else TrackRate(self.settings.classify_per_second)
         return rate.seconds_between, rate.stretch > 1.1
 
     def _recent_rate(self, now: float) -> float | None:

@@ -146,6 +146,7 @@ def main(argv=None) -> int:
         print(f"error: {len(train)} training images, fewer than one batch of {cfg.batch_size}", file=sys.stderr)
         return 2
     weights_per_class = class_weights(train.labels, cfg.balance)
+    trained_under = training_prior(train.labels, cfg.balance)  # stored with every best model, for the mix estimate
     val_x, val_y = validation_arrays(val, cfg.image_size, cfg.crop_size)
     steps = batches_per_epoch(train, cfg.batch_size)
     if cfg.max_batches:
@@ -287,7 +288,7 @@ def main(argv=None) -> int:
                 "preprocessing": {"source_size": 48, "channels": 3, "scale": "x / 127.5 - 1",
                                   "crop_size": cfg.crop_size},
                 "epoch": epoch + 1, "val_accuracy": report["accuracy"], "validation": report,
-                "training_prior": training_prior(train.labels, cfg.balance),
+                "training_prior": trained_under,
                 "data": {"path": config["data"], "train_split": cfg.train_split, "val_split": cfg.val_split,
                          "train_images": len(train), "val_images": len(val),
                          "train_fingerprint": train.fingerprint(), "val_fingerprint": val.fingerprint()},

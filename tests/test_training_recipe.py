@@ -122,3 +122,44 @@ def test_an_sgd_stage_switches_the_optimizer_when_a_run_is_resumed(synthetic_dat
     assert read_metadata(run / "best.keras")["preprocessing"]["crop_size"] == 44
     changed = run_module("training.train", *common[:-4], "--crop-size", "40", "--epochs", "3", check=False)
     assert changed.returncode == 2 and "different crop_size" in changed.stderr
+
+
+def test_distillation_targets_blend_each_face_s_label_with_its_teacher_row(synthetic_data, tmp_path):
+    from training.data import load_split
+    from training.pipeline import training_batches
+    from training.teacher import load_targets, save_targets
+
+    train = load_split(synthetic_data, "train")
+    # a teacher that always believes the next emotion: each target shows whether it was matched to its own face
+    believes = np.eye(7)[(train.labels + 1) % 7]
+    save_targets(tmp_path / "teacher.npz", train.images[::-1], believes[::-1])  # stored in another order
+    subset = train.subset(100, seed=4)
+    teacher = load_targets(tmp_path / "teacher.npz", subset.images)
+    np.testing.assert_array_equal(teacher, np.eye(7)[(subset.labels + 1) % 7])
+    batches = training_batches(subset, input_size=48, batch_size=20, epoch=0, seed=1, sample_weights=np.ones(7),
+                               augment=False, erase_probability=0, teacher=teacher, distill=0.3)
+    targets = np.concatenate([y.numpy() for _, y, _ in batches])
+    assert targets.shape == (100, 7)
+    label = targets.argmax(axis=1)
+    np.testing.assert_allclose(targets[np.arange(100), label], 0.7, atol=1e-6)
+    np.testing.assert_allclose(targets[np.arange(100), (label + 1) % 7], 0.3, atol=1e-6)
+    np.testing.assert_allclose(targets.sum(axis=1), 1, atol=1e-6)
+    with pytest.raises(ValueError, match="no teacher probabilities for 20 of the 120"):
+        load_targets(tmp_path / "teacher.npz", np.concatenate([subset.images[:100], 255 - subset.images[:20]]))
+
+
+def test_a_run_distils_from_a_teacher_made_by_the_cli(synthetic_data, stand_in_model, tmp_path):
+    made = run_module("training.teacher", stand_in_model, stand_in_model, "--data", synthetic_data,
+                      "--out", tmp_path / "teacher.npz")
+    assert "ensemble of 2:" in made.stdout and "teacher probabilities of 280 training faces" in made.stdout
+    stored = np.load(tmp_path / "teacher.npz")
+    assert stored["probabilities"].shape == (280, 7) and 0 <= float(stored["val_accuracy"]) <= 1
+    common = ["--data", synthetic_data, "--arch", "small", "--batch-size", "16", "--epochs", "1", "--warmup-epochs",
+              "0", "--anneal-epochs", "1", "--recalibrate-images", "0", "--epoch-recalibrate-images", "0"]
+    run = run_module("training.train", *common, "--out", tmp_path / "run", "--teacher", tmp_path / "teacher.npz",
+                     "--distill", "0.4")
+    assert "targets 0.6 label + 0.4 teacher" in run.stdout and (tmp_path / "run" / "best.keras").is_file()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["distill"] == 0.4
+    wrong = run_module("training.train", *common, "--out", tmp_path / "wrong", "--teacher", tmp_path / "run" /
+                       "config.json", check=False)
+    assert wrong.returncode == 2 and "is not a teacher file" in wrong.stderr and "Traceback" not in wrong.stderr

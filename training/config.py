@@ -78,6 +78,10 @@ class TrainConfig:
                           page={"label": "Random crop (px of 48, 0 = off)"})
     mixup: float = knob(0.0, "mixup: blend pairs of training faces and their labels by a Beta(a, a) weight (0 = off)",
                         low=0.0, high=10.0, page={"label": "Mixup alpha (0 = off)", "step": 0.1})
+    teacher: str = knob("", "knowledge distillation: a file of python -m training.teacher (models' probabilities for "
+                            "every training face); each target becomes a blend of the label and them ('' = off)")
+    distill: float = knob(0.5, "with --teacher: the share of each training target taken from the teacher's "
+                               "probabilities (the rest is the one-hot label)", low=0.0, high=1.0)
     recalibrate_images: int = knob(25600, "when the run ends, re-estimate BatchNorm statistics of the best model on "
                                           "this many clean training faces and keep the result if val improves "
                                           "(0 = off; python -m training.recalibrate)", low=0, high=10**7)

@@ -64,14 +64,19 @@ def mixup(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, alpha: float) -> tuple[tf.Te
 
 def training_batches(faces: FaceSet, *, input_size: int, batch_size: int, epoch: int, seed: int,
                      sample_weights: np.ndarray, augment: bool, erase_probability: float,
-                     crop_size: int = 0, mixup_alpha: float = 0.0, skip_batches: int = 0) -> tf.data.Dataset:
-    """One epoch of (x, one-hot y, weight) batches; the order depends only on (seed, epoch),
+                     crop_size: int = 0, mixup_alpha: float = 0.0, skip_batches: int = 0,
+                     teacher: np.ndarray | None = None, distill: float = 0.0) -> tf.data.Dataset:
+    """One epoch of (x, target y, weight) batches; the order depends only on (seed, epoch),
     so a resumed run can skip exactly the batches it already trained on. `crop_size` (< 48) trains on random
-    crops of the faces, `mixup_alpha` (> 0) on blended pairs."""
+    crops of the faces, `mixup_alpha` (> 0) on blended pairs. y is the one-hot label, or with `teacher`
+    (N, 7 probabilities, training.teacher) the blend (1 - distill) * label + distill * teacher; the class weight
+    stays the label's."""
     order = np.random.default_rng(seed + epoch).permutation(len(faces))
     images = faces.images[order][..., None].astype(np.float32)
     labels = faces.labels[order]
     onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+    if teacher is not None and distill > 0:
+        onehot = ((1 - distill) * onehot + distill * teacher[order]).astype(np.float32)
     weights = sample_weights[labels].astype(np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((images, onehot, weights))
     dataset = dataset.batch(batch_size, drop_remainder=True).skip(skip_batches)

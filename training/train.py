@@ -145,6 +145,16 @@ def main(argv=None) -> int:
     if len(train) < cfg.batch_size:
         print(f"error: {len(train)} training images, fewer than one batch of {cfg.batch_size}", file=sys.stderr)
         return 2
+    teacher = None
+    if cfg.teacher:
+        from training.teacher import load_targets
+
+        try:
+            teacher = load_targets(cfg.teacher, train.images)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"distilling from {cfg.teacher}: targets {1 - cfg.distill:g} label + {cfg.distill:g} teacher")
     weights_per_class = class_weights(train.labels, cfg.balance)
     trained_under = training_prior(train.labels, cfg.balance)  # stored with every best model, for the mix estimate
     val_x, val_y = validation_arrays(val, cfg.image_size, cfg.crop_size)
@@ -233,7 +243,8 @@ def main(argv=None) -> int:
         batches = training_batches(train, input_size=cfg.image_size, batch_size=cfg.batch_size, epoch=epoch,
                                    seed=cfg.seed, sample_weights=weights_per_class, augment=cfg.augment,
                                    erase_probability=cfg.erase_prob, crop_size=cfg.crop_size,
-                                   mixup_alpha=cfg.mixup, skip_batches=first_batch).take(steps - first_batch)
+                                   mixup_alpha=cfg.mixup, skip_batches=first_batch, teacher=teacher,
+                                   distill=cfg.distill).take(steps - first_batch)
         tick = time.time()
         logs = {k: sums[k] / max(sums["batches"], 1) for k in ("loss", "accuracy")}
         for batch, (x, y, w) in enumerate(batches, start=first_batch):

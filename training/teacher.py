@@ -1,0 +1,110 @@
+"""Soft targets for knowledge distillation: what one or more trained models believe about each training face.
+
+    python -m training.teacher weights/inceptionv3_fer2013.keras ~/.cache/class-mood/cycle3-best.keras \
+        --data ../shared/datasets/fer2013 --out ~/.cache/class-mood/teacher.npz
+    python -m training.train ... --teacher ~/.cache/class-mood/teacher.npz --distill 0.5
+
+The members' uncalibrated probabilities (each through its own test-time views, flip by default) are averaged
+over the models: a temporary ensemble that is sharper than any one member, shipped never, only learnt from
+(Hinton et al. 2015). They are computed once on the un-augmented faces and stored beside the runs, so
+distillation costs a training run nothing per step. Rows are keyed by each face's pixels (SHA-1), so a run on a
+subset (--limit) or in another order finds its own. The ensemble's accuracy on the validation split is printed
+and stored: a teacher no better than the student has little to teach.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from emotion.calibration import temperature_scale
+from emotion.labels import EMOTIONS
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def face_keys(images: np.ndarray) -> np.ndarray:
+    """One 20-byte key per 48x48 face: the SHA-1 of its pixels."""
+    return np.array([hashlib.sha1(np.ascontiguousarray(image).tobytes()).digest() for image in images], dtype="S20")
+
+
+def ensemble_probabilities(classifiers, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The members' mean probabilities per face, (N, 7)."""
+    return np.mean([c.predict(images, batch_size=batch_size) for c in classifiers], axis=0)
+
+
+def save_targets(path: Path, images: np.ndarray, probabilities: np.ndarray, **about) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial.npz")  # np.savez adds .npz to a name without it
+    np.savez(partial, keys=face_keys(images), probabilities=probabilities.astype(np.float32),
+             **{k: np.asarray(v) for k, v in about.items()})
+    os.replace(partial, path)
+
+
+def load_targets(path: str | Path, images: np.ndarray) -> np.ndarray:
+    """The teacher's probabilities for each of `images`, in their order. ValueError when the file is not a
+    teacher's or lacks some of the faces (it was made from other data)."""
+    try:
+        with np.load(Path(path).expanduser(), allow_pickle=False) as stored:
+            keys, probabilities = stored["keys"], stored["probabilities"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path} is not a teacher file of python -m training.teacher ({exc})") from None
+    if probabilities.shape != (len(keys), len(EMOTIONS)):
+        raise ValueError(f"{path}: probabilities of shape {probabilities.shape}, expected ({len(keys)}, 7)")
+    row_of = {key: row for row, key in enumerate(keys.tolist())}
+    rows = [row_of.get(key, -1) for key in face_keys(images).tolist()]
+    missing = rows.count(-1)
+    if missing:
+        raise ValueError(f"{path} holds no teacher probabilities for {missing} of the {len(images)} training faces; "
+                         "make it from the same data (python -m training.teacher --data ...)")
+    targets = probabilities[rows].astype(np.float64)
+    return targets / targets.sum(axis=1, keepdims=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.teacher", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="model files (.keras) whose mean is the teacher")
+    parser.add_argument("--data", required=True, help="FER2013 (the data the student trains on)")
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--val-split", default="val", help="split the ensemble's accuracy is measured on ('' = none)")
+    parser.add_argument("--views", default="flip", help="test-time views of every member (centre, flip, five, ten)")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="soften (> 1) or sharpen (< 1) the mean probabilities: softmax(log p / T)")
+    parser.add_argument("--out", required=True, help="the teacher file (.npz)")
+    args = parser.parse_args(argv)
+    if not args.temperature > 0:
+        parser.error("--temperature must be positive")
+    from emotion.classifier import EmotionClassifier
+    from emotion.model_io import ModelFileError
+    from training.data import DatasetError, load_split
+
+    try:
+        train = load_split(args.data, args.train_split)
+        val = load_split(args.data, args.val_split) if args.val_split else None
+        members = [EmotionClassifier.load(m, calibrated=False, views=args.views) for m in args.models]
+    except (DatasetError, ModelFileError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    about = {"models": [str(m) for m in args.models], "views": args.views, "temperature": args.temperature}
+    if val is not None:
+        for member in members:
+            accuracy = float((member.predict(val.images, batch_size=256).argmax(axis=1) == val.labels).mean())
+            print(f"{member.name}: {accuracy:.4f} on {args.val_split} ({args.views} views)")
+        accuracy = float((ensemble_probabilities(members, val.images).argmax(axis=1) == val.labels).mean())
+        print(f"ensemble of {len(members)}: {accuracy:.4f} on {args.val_split}")
+        about["val_accuracy"] = accuracy
+    probabilities = temperature_scale(ensemble_probabilities(members, train.images), args.temperature)
+    about["train_accuracy"] = float((probabilities.argmax(axis=1) == train.labels).mean())
+    save_targets(Path(args.out).expanduser(), train.images, probabilities, **about)
+    print(f"teacher probabilities of {len(train)} training faces in {args.out} "
+          f"(the ensemble is right on {about['train_accuracy']:.1%} of them)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -163,3 +163,40 @@ def test_a_run_distils_from_a_teacher_made_by_the_cli(synthetic_data, stand_in_m
     wrong = run_module("training.train", *common, "--out", tmp_path / "wrong", "--teacher", tmp_path / "run" /
                        "config.json", check=False)
     assert wrong.returncode == 2 and "is not a teacher file" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_the_weight_average_is_the_mean_of_the_epochs_added_and_survives_a_restart(tmp_path):
+    import keras
+
+    from training.averaging import WeightAverage
+    from training.model import build_small_cnn
+
+    models = [build_small_cnn(48) for _ in range(3)]
+    average = WeightAverage(tmp_path / "average.npz")
+    for epoch, model in enumerate(models[:2], start=1):
+        assert average.add(model, epoch=epoch)
+    resumed = WeightAverage(tmp_path / "average.npz")  # a run killed and started again
+    assert not resumed.add(models[1], epoch=2)  # an epoch re-run after a kill is not counted twice
+    assert resumed.add(models[2], epoch=3) and resumed.epochs == [1, 2, 3]
+    target = build_small_cnn(48)
+    resumed.copy_into(target)
+    for got, *each in zip(target.get_weights(), *(m.get_weights() for m in models)):
+        np.testing.assert_allclose(got, np.mean(each, axis=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="another architecture"):
+        resumed.add(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), epoch=4)
+
+
+def test_a_run_averages_its_weights_from_the_epoch_asked_and_resumes_the_average(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    common = ["--data", synthetic_data, "--out", run, "--arch", "small", "--batch-size", "16", "--warmup-epochs",
+              "0", "--anneal-epochs", "0", "--recalibrate-images", "0", "--epoch-recalibrate-images", "64",
+              "--average-from", "2"]
+    first = run_module("training.train", *common, "--epochs", "2")
+    assert "weight average of epochs 2-2" in first.stdout
+    resumed = run_module("training.train", *common, "--epochs", "4")
+    assert "weight average of epochs 2-3" in resumed.stdout and "weight average of epochs 2-4" in resumed.stdout
+    state = json.loads((run / "state.json").read_text())
+    assert sorted(state["average_val_accuracy"]) == ["2", "3", "4"]
+    best = read_metadata(run / "best.keras")
+    assert best["val_accuracy"] == state["best_val_accuracy"]
+    assert best.get("weight_average", {"epochs": [2, 3, 4]})["epochs"][0] == 2

@@ -82,6 +82,11 @@ class TrainConfig:
                             "every training face); each target becomes a blend of the label and them ('' = off)")
     distill: float = knob(0.5, "with --teacher: the share of each training target taken from the teacher's "
                                "probabilities (the rest is the one-hot label)", low=0.0, high=1.0)
+    average_from: int = knob(0, "stochastic weight averaging: from this epoch on, average the weights after each "
+                                "epoch; the mean (BatchNorm statistics re-estimated) is validated beside the "
+                                "weights themselves and kept as the best model when it beats them (0 = off); "
+                                "best with a constant or slowly falling LR (--anneal-epochs 0)", low=0, high=1000,
+                            page={"label": "Average the weights from epoch (0 = off)"})
     recalibrate_images: int = knob(25600, "when the run ends, re-estimate BatchNorm statistics of the best model on "
                                           "this many clean training faces and keep the result if val improves "
                                           "(0 = off; python -m training.recalibrate)", low=0, high=10**7)

@@ -100,6 +100,7 @@ def main(argv=None) -> int:
     from emotion.model_io import ModelFileError, load_keras_model, save_model
     from training.data import DatasetError, class_weights, load_split, training_prior
     from training.metrics import classification_report
+    from training.averaging import WeightAverage
     from training.model import at_input_size, build_model, build_small_cnn, recalibrate_batchnorm
     from training.pipeline import batches_per_epoch, training_batches, validation_arrays
 
@@ -234,6 +235,10 @@ def main(argv=None) -> int:
             "batches": steps, "elapsed": time.time() - started, "images_per_s": speed["images_per_s"],
             "best_val_accuracy": state["best_val_accuracy"], "updated": time.time()})
 
+    # stochastic weight averaging (--average-from): the running mean, on disk beside the checkpoint
+    average = WeightAverage(run / "average.npz") if cfg.average_from else None
+    averaged = None  # a second model that holds the mean, built at the first averaged epoch
+
     # ---- training loop
     for epoch in range(state["epoch"], cfg.epochs):
         epoch_start, first_batch = time.time(), state["batch"]
@@ -288,18 +293,34 @@ def main(argv=None) -> int:
                "seconds": round(time.time() - epoch_start, 1)}
         with open(run / "log.csv", "a", newline="") as f:
             csv.DictWriter(f, LOG_FIELDS).writerow(row)
-        improved = report["accuracy"] > state["best_val_accuracy"]
+        candidate, candidate_report, extra = model, report, {}
+        if average is not None and epoch + 1 >= cfg.average_from:
+            average.add(model, epoch=epoch + 1)
+            if averaged is None:
+                averaged = keras.models.clone_model(model)
+            average.copy_into(averaged)
+            recalibrate_batchnorm(averaged, train.images, images=min(cfg.epoch_recalibrate_images or 6400, len(train)),
+                                  seed=cfg.seed + epoch, crop_size=cfg.crop_size)
+            averaged_report = classification_report(val.labels, averaged.predict(val_x, batch_size=128, verbose=0))
+            print(f"weight average of epochs {average.epochs[0]}-{average.epochs[-1]}: "
+                  f"val_acc {averaged_report['accuracy']:.4f}", flush=True)
+            state.setdefault("average_val_accuracy", {})[str(epoch + 1)] = averaged_report["accuracy"]
+            if averaged_report["accuracy"] > report["accuracy"]:
+                candidate, candidate_report = averaged, averaged_report
+                extra = {"weight_average": {"epochs": list(average.epochs)}}
+        improved = candidate_report["accuracy"] > state["best_val_accuracy"]
         print(f"epoch {epoch + 1}: loss {row['loss']:.4f} acc {row['accuracy']:.4f} val_loss {val_loss:.4f} "
               f"val_acc {report['accuracy']:.4f}{' (best)' if improved else ''} in {row['seconds'] / 60:.1f} min",
               flush=True)
         if improved:
-            state.update(best_val_accuracy=report["accuracy"], best_epoch=epoch + 1, stale_epochs=0, plateau_wait=0)
-            save_model(model, run / "best.keras", {
+            state.update(best_val_accuracy=candidate_report["accuracy"], best_epoch=epoch + 1, stale_epochs=0,
+                         plateau_wait=0)
+            save_model(candidate, run / "best.keras", {
                 "name": run.name, "architecture": model.name, "input_size": cfg.image_size,
                 "preprocessing": {"source_size": 48, "channels": 3, "scale": "x / 127.5 - 1",
                                   "crop_size": cfg.crop_size},
-                "epoch": epoch + 1, "val_accuracy": report["accuracy"], "validation": report,
-                "training_prior": trained_under,
+                "epoch": epoch + 1, "val_accuracy": candidate_report["accuracy"], "validation": candidate_report,
+                "training_prior": trained_under, **extra,
                 "data": {"path": config["data"], "train_split": cfg.train_split, "val_split": cfg.val_split,
                          "train_images": len(train), "val_images": len(val),
                          "train_fingerprint": train.fingerprint(), "val_fingerprint": val.fingerprint()},

@@ -240,6 +240,7 @@ def test_recalibrate_keeps_a_run_model_only_when_val_improves(stand_in_model, tm
     meta = read_metadata(run / "best.keras")
     before = meta["batchnorm_recalibration"]["val_accuracy_before"]
     assert "kept" in result.stdout and meta["val_accuracy"] > before
+    assert "val accuracy (flip views)" in result.stdout and meta["batchnorm_recalibration"]["views"] == "flip"
     assert read_metadata(run / "best.before-recalibration.keras")["val_accuracy"] == \
         read_metadata(stand_in_model)["val_accuracy"]
     assert sorted(p.name for p in run.iterdir()) == ["best.before-recalibration.json",

@@ -200,3 +200,9 @@ def test_a_run_averages_its_weights_from_the_epoch_asked_and_resumes_the_average
     best = read_metadata(run / "best.keras")
     assert best["val_accuracy"] == state["best_val_accuracy"]
     assert best.get("weight_average", {"epochs": [2, 3, 4]})["epochs"][0] == 2
+    # validated as the product classifies: each face with its mirror image, the same accuracy training.evaluate
+    # measures through the classifier (float16 storage may move a near-tie)
+    assert best["preprocessing"]["views"] == "flip"
+    evaluated = json.loads(run_module("training.evaluate", synthetic_data, "--split", "val", "--weights",
+                                      run / "best.keras", "--json").stdout)
+    assert evaluated["views"] == "flip" and abs(evaluated["accuracy"] - best["val_accuracy"]) <= 2 / 280

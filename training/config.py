@@ -87,6 +87,9 @@ class TrainConfig:
                                 "weights themselves and kept as the best model when it beats them (0 = off); "
                                 "best with a constant or slowly falling LR (--anneal-epochs 0)", low=0, high=1000,
                             page={"label": "Average the weights from epoch (0 = off)"})
+    val_views: str = knob("flip", "test-time views each validation face is averaged over, as the product classifies "
+                                  "it: the centre crop, or the centre crop and its mirror image (flip); the best "
+                                  "model is chosen, and stored, with them", choices=("centre", "flip"))
     recalibrate_images: int = knob(25600, "when the run ends, re-estimate BatchNorm statistics of the best model on "
                                           "this many clean training faces and keep the result if val improves "
                                           "(0 = off; python -m training.recalibrate)", low=0, high=10**7)

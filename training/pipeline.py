@@ -102,7 +102,9 @@ def batches_per_epoch(faces: FaceSet, batch_size: int) -> int:
     return len(faces) // batch_size
 
 
-def validation_arrays(faces: FaceSet, input_size: int, crop_size: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Validation faces through the very preprocessing inference uses (its centre crop), prepared once."""
-    return (prepare_faces(faces.images, input_size, crop_size=crop_size),
+def validation_arrays(faces: FaceSet, input_size: int, crop_size: int = 0, views: str = "centre"
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Validation faces through the very preprocessing inference uses, prepared once: each face's test-time
+    `views` (emotion.preprocess.VIEW_SETS) one after the other, and one one-hot label per face."""
+    return (prepare_faces(faces.images, input_size, crop_size=crop_size, views=views),
             np.eye(len(EMOTIONS), dtype=np.float32)[faces.labels])

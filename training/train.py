@@ -158,7 +158,11 @@ def main(argv=None) -> int:
         print(f"distilling from {cfg.teacher}: targets {1 - cfg.distill:g} label + {cfg.distill:g} teacher")
     weights_per_class = class_weights(train.labels, cfg.balance)
     trained_under = training_prior(train.labels, cfg.balance)  # stored with every best model, for the mix estimate
-    val_x, val_y = validation_arrays(val, cfg.image_size, cfg.crop_size)
+    val_x, val_y = validation_arrays(val, cfg.image_size, cfg.crop_size, views=cfg.val_views)
+
+    def validation_probabilities(m) -> np.ndarray:
+        """Each validation face's probabilities, averaged over its views as the product's classifier does."""
+        return m.predict(val_x, batch_size=128, verbose=0).reshape(len(val), -1, val_y.shape[1]).mean(axis=1)
     steps = batches_per_epoch(train, cfg.batch_size)
     if cfg.max_batches:
         steps = min(steps, cfg.max_batches)
@@ -285,7 +289,7 @@ def main(argv=None) -> int:
         if cfg.epoch_recalibrate_images:
             recalibrate_batchnorm(model, train.images, images=min(cfg.epoch_recalibrate_images, len(train)),
                                   seed=cfg.seed + epoch, crop_size=cfg.crop_size)
-        probabilities = model.predict(val_x, batch_size=128, verbose=0)
+        probabilities = validation_probabilities(model)
         val_loss = float(keras.losses.categorical_crossentropy(val_y, probabilities).numpy().mean())
         report = classification_report(val.labels, probabilities)
         row = {"epoch": epoch + 1, "lr": float(model.optimizer.learning_rate.numpy()), "loss": logs["loss"],
@@ -301,7 +305,7 @@ def main(argv=None) -> int:
             average.copy_into(averaged)
             recalibrate_batchnorm(averaged, train.images, images=min(cfg.epoch_recalibrate_images or 6400, len(train)),
                                   seed=cfg.seed + epoch, crop_size=cfg.crop_size)
-            averaged_report = classification_report(val.labels, averaged.predict(val_x, batch_size=128, verbose=0))
+            averaged_report = classification_report(val.labels, validation_probabilities(averaged))
             print(f"weight average of epochs {average.epochs[0]}-{average.epochs[-1]}: "
                   f"val_acc {averaged_report['accuracy']:.4f}", flush=True)
             state.setdefault("average_val_accuracy", {})[str(epoch + 1)] = averaged_report["accuracy"]
@@ -318,7 +322,7 @@ def main(argv=None) -> int:
             save_model(candidate, run / "best.keras", {
                 "name": run.name, "architecture": model.name, "input_size": cfg.image_size,
                 "preprocessing": {"source_size": 48, "channels": 3, "scale": "x / 127.5 - 1",
-                                  "crop_size": cfg.crop_size},
+                                  "crop_size": cfg.crop_size, "views": cfg.val_views},
                 "epoch": epoch + 1, "val_accuracy": candidate_report["accuracy"], "validation": candidate_report,
                 "training_prior": trained_under, **extra,
                 "data": {"path": config["data"], "train_split": cfg.train_split, "val_split": cfg.val_split,

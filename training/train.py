@@ -99,8 +99,8 @@ def main(argv=None) -> int:
 
     from emotion.model_io import ModelFileError, load_keras_model, save_model
     from training.data import DatasetError, class_weights, load_split, training_prior
-    from training.metrics import classification_report
     from training.averaging import WeightAverage
+    from training.metrics import classification_report
     from training.model import at_input_size, build_model, build_small_cnn, recalibrate_batchnorm
     from training.pipeline import batches_per_epoch, training_batches, validation_arrays
 
@@ -239,6 +239,12 @@ def main(argv=None) -> int:
             "batches": steps, "elapsed": time.time() - started, "images_per_s": speed["images_per_s"],
             "best_val_accuracy": state["best_val_accuracy"], "updated": time.time()})
 
+    def recalibrate(network, images: int, epoch: int) -> None:
+        """BatchNorm statistics re-estimated on `images` clean training faces (the same faces for every model of
+        an epoch)."""
+        recalibrate_batchnorm(network, train.images, images=min(images, len(train)), seed=cfg.seed + epoch,
+                              crop_size=cfg.crop_size)
+
     # stochastic weight averaging (--average-from): the running mean, on disk beside the checkpoint
     average = WeightAverage(run / "average.npz") if cfg.average_from else None
     averaged = None  # a second model that holds the mean, built at the first averaged epoch
@@ -287,8 +293,7 @@ def main(argv=None) -> int:
 
         # ---- end of epoch: validate, log, keep the best, adapt the LR
         if cfg.epoch_recalibrate_images:
-            recalibrate_batchnorm(model, train.images, images=min(cfg.epoch_recalibrate_images, len(train)),
-                                  seed=cfg.seed + epoch, crop_size=cfg.crop_size)
+            recalibrate(model, cfg.epoch_recalibrate_images, epoch)
         probabilities = validation_probabilities(model)
         val_loss = float(keras.losses.categorical_crossentropy(val_y, probabilities).numpy().mean())
         report = classification_report(val.labels, probabilities)
@@ -303,8 +308,7 @@ def main(argv=None) -> int:
             if averaged is None:
                 averaged = keras.models.clone_model(model)
             average.copy_into(averaged)
-            recalibrate_batchnorm(averaged, train.images, images=min(cfg.epoch_recalibrate_images or 6400, len(train)),
-                                  seed=cfg.seed + epoch, crop_size=cfg.crop_size)
+            recalibrate(averaged, cfg.epoch_recalibrate_images or 6400, epoch)  # a mean has no statistics of its own
             averaged_report = classification_report(val.labels, validation_probabilities(averaged))
             print(f"weight average of epochs {average.epochs[0]}-{average.epochs[-1]}: "
                   f"val_acc {averaged_report['accuracy']:.4f}", flush=True)

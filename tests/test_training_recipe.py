@@ -13,7 +13,7 @@ from emotion.model_io import read_metadata, write_metadata
 from emotion.preprocess import VIEW_SETS, crop_at, prepare_faces
 from tests.conftest import run_module
 from training.config import KNOBS, TrainConfig, to_argv
-from training.pipeline import mixup, random_crops
+from training.pipeline import make_augmenter, mixup, random_crops
 
 
 def test_random_crops_are_exact_windows_of_each_face():
@@ -44,6 +44,25 @@ def test_mixup_blends_images_labels_and_weights_alike():
         np.testing.assert_allclose(mw[i], lam * w[i] + (1 - lam) * w[partner], rtol=1e-5)
         blended += 0.05 < lam < 0.95
     assert blended > 16  # Beta(1, 1): most weights are far from 0 and 1
+
+
+def test_augmentation_strength_scales_the_changes_and_zero_leaves_flips_only():
+    import cv2
+
+    rng = np.random.default_rng(3)  # smooth random faces, so a change's size follows the augmentation's
+    smooth = np.stack([cv2.GaussianBlur(rng.uniform(0, 255, (48, 48)).astype(np.float32), (0, 0), 4)
+                       for _ in range(64)])
+    smooth = (smooth - smooth.min(axis=(1, 2), keepdims=True)) / np.ptp(smooth, axis=(1, 2), keepdims=True) * 255
+    faces = tf.constant(smooth[..., None].astype(np.float32))
+
+    def distance_from_face_or_mirror(strength):
+        out = make_augmenter(seed=5, strength=strength)(faces, training=True).numpy()
+        plain, mirrored = faces.numpy(), faces.numpy()[:, :, ::-1]
+        return np.minimum(np.abs(out - plain).mean(axis=(1, 2, 3)), np.abs(out - mirrored).mean(axis=(1, 2, 3)))
+
+    assert distance_from_face_or_mirror(0.0).max() < 1e-4  # every face is itself or its mirror image
+    light, full = distance_from_face_or_mirror(0.5).mean(), distance_from_face_or_mirror(1.0).mean()
+    assert 5 < light < 0.7 * full  # turned, shifted, zoomed and relit, about half as much at half strength
 
 
 def test_views_keep_shapes_and_face_order():

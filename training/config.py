@@ -72,6 +72,10 @@ class TrainConfig:
     augment: bool = knob(True, "random flips, turns, shifts, zoom, brightness and cut-outs: less overfitting, "
                                "slower to converge", switch="--no-augment",
                          page={"label": "Augmentation"})
+    augment_strength: float = knob(1.0, "scales the ranges of the turns, shifts, zoom, brightness and contrast "
+                                        "(1 = as the first runs; 0 = flips only); a resumed run may lower it for a "
+                                        "late, lighter stage", low=0.0, high=2.0,
+                                   page={"label": "Augmentation strength", "step": 0.1})
     erase_prob: float = knob(0.25, "probability of cutting out a random square", low=0.0, high=1.0)
     crop_size: int = knob(0, "train on random crops of this side (px of the 48 px face) and infer on the centre "
                              "crop (0 = the whole face)", low=0, high=48, fixed=True,

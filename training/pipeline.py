@@ -10,16 +10,20 @@ from emotion.preprocess import SOURCE_SIZE, prepare_faces, scale_pixels
 from training.data import FaceSet
 
 
-def make_augmenter(seed: int) -> keras.Sequential:
-    """Small geometric and photometric changes a webcam face plausibly shows."""
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed + 1),
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 2),
-        keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 3),
-        keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed + 4),
-        keras.layers.RandomContrast(0.3, value_range=(0, 255), seed=seed + 5),
-    ], name="augment")
+def make_augmenter(seed: int, strength: float = 1.0) -> keras.Sequential:
+    """Small geometric and photometric changes a webcam face plausibly shows: flips, and at `strength` 1 turns
+    of up to 10 degrees, 10 % shifts and zoom, 20 % brightness and 30 % contrast; `strength` scales those ranges
+    (a late stage of training may weaken them, 0 = flips only)."""
+    layers = [keras.layers.RandomFlip("horizontal", seed=seed)]
+    if strength > 0:
+        layers += [
+            keras.layers.RandomRotation(strength * 10 / 360, fill_mode="reflect", seed=seed + 1),
+            keras.layers.RandomTranslation(strength * 0.1, strength * 0.1, fill_mode="reflect", seed=seed + 2),
+            keras.layers.RandomZoom(strength * 0.1, fill_mode="reflect", seed=seed + 3),
+            keras.layers.RandomBrightness(strength * 0.2, value_range=(0, 255), seed=seed + 4),
+            keras.layers.RandomContrast(strength * 0.3, value_range=(0, 255), seed=seed + 5),
+        ]
+    return keras.Sequential(layers, name="augment")
 
 
 def random_erase(images: tf.Tensor, probability: float, max_fraction: float = 0.4) -> tf.Tensor:
@@ -64,11 +68,11 @@ def mixup(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, alpha: float) -> tuple[tf.Te
 
 def training_batches(faces: FaceSet, *, input_size: int, batch_size: int, epoch: int, seed: int,
                      sample_weights: np.ndarray, augment: bool, erase_probability: float,
-                     crop_size: int = 0, mixup_alpha: float = 0.0, skip_batches: int = 0,
+                     augment_strength: float = 1.0, crop_size: int = 0, mixup_alpha: float = 0.0, skip_batches: int = 0,
                      teacher: np.ndarray | None = None, distill: float = 0.0) -> tf.data.Dataset:
     """One epoch of (x, target y, weight) batches; the order depends only on (seed, epoch),
     so a resumed run can skip exactly the batches it already trained on. `crop_size` (< 48) trains on random
-    crops of the faces, `mixup_alpha` (> 0) on blended pairs. y is the one-hot label, or with `teacher`
+    crops of the faces, `mixup_alpha` (> 0) on blended pairs; `augment_strength` scales the augmenter's ranges. y is the one-hot label, or with `teacher`
     (N, 7 probabilities, training.teacher) the blend (1 - distill) * label + distill * teacher; the class weight
     stays the label's."""
     order = np.random.default_rng(seed + epoch).permutation(len(faces))
@@ -80,7 +84,7 @@ def training_batches(faces: FaceSet, *, input_size: int, batch_size: int, epoch:
     weights = sample_weights[labels].astype(np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((images, onehot, weights))
     dataset = dataset.batch(batch_size, drop_remainder=True).skip(skip_batches)
-    augmenter = make_augmenter(seed + epoch) if augment else None
+    augmenter = make_augmenter(seed + epoch, augment_strength) if augment else None
 
     def prepare(x, y, w):
         if augmenter is not None:

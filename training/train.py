@@ -257,7 +257,8 @@ def main(argv=None) -> int:
         sums = state["partial"] or {"batches": 0, "loss": 0.0, "accuracy": 0.0}
         batches = training_batches(train, input_size=cfg.image_size, batch_size=cfg.batch_size, epoch=epoch,
                                    seed=cfg.seed, sample_weights=weights_per_class, augment=cfg.augment,
-                                   erase_probability=cfg.erase_prob, crop_size=cfg.crop_size,
+                                   erase_probability=cfg.erase_prob, augment_strength=cfg.augment_strength,
+                                   crop_size=cfg.crop_size,
                                    mixup_alpha=cfg.mixup, skip_batches=first_batch, teacher=teacher,
                                    distill=cfg.distill).take(steps - first_batch)
         tick = time.time()

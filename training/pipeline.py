@@ -68,13 +68,13 @@ def mixup(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, alpha: float) -> tuple[tf.Te
 
 def training_batches(faces: FaceSet, *, input_size: int, batch_size: int, epoch: int, seed: int,
                      sample_weights: np.ndarray, augment: bool, erase_probability: float,
-                     augment_strength: float = 1.0, crop_size: int = 0, mixup_alpha: float = 0.0, skip_batches: int = 0,
-                     teacher: np.ndarray | None = None, distill: float = 0.0) -> tf.data.Dataset:
+                     augment_strength: float = 1.0, crop_size: int = 0, mixup_alpha: float = 0.0,
+                     skip_batches: int = 0, teacher: np.ndarray | None = None, distill: float = 0.0) -> tf.data.Dataset:
     """One epoch of (x, target y, weight) batches; the order depends only on (seed, epoch),
     so a resumed run can skip exactly the batches it already trained on. `crop_size` (< 48) trains on random
-    crops of the faces, `mixup_alpha` (> 0) on blended pairs; `augment_strength` scales the augmenter's ranges. y is the one-hot label, or with `teacher`
-    (N, 7 probabilities, training.teacher) the blend (1 - distill) * label + distill * teacher; the class weight
-    stays the label's."""
+    crops of the faces, `mixup_alpha` (> 0) on blended pairs; `augment_strength` scales the augmenter's ranges.
+    y is the one-hot label, or with `teacher` (N, 7 probabilities, training.teacher) the blend
+    (1 - distill) * label + distill * teacher; the class weight stays the label's."""
     order = np.random.default_rng(seed + epoch).permutation(len(faces))
     images = faces.images[order][..., None].astype(np.float32)
     labels = faces.labels[order]

@@ -258,9 +258,8 @@ def main(argv=None) -> int:
         batches = training_batches(train, input_size=cfg.image_size, batch_size=cfg.batch_size, epoch=epoch,
                                    seed=cfg.seed, sample_weights=weights_per_class, augment=cfg.augment,
                                    erase_probability=cfg.erase_prob, augment_strength=cfg.augment_strength,
-                                   crop_size=cfg.crop_size,
-                                   mixup_alpha=cfg.mixup, skip_batches=first_batch, teacher=teacher,
-                                   distill=cfg.distill).take(steps - first_batch)
+                                   crop_size=cfg.crop_size, mixup_alpha=cfg.mixup, skip_batches=first_batch,
+                                   teacher=teacher, distill=cfg.distill).take(steps - first_batch)
         tick = time.time()
         logs = {k: sums[k] / max(sums["batches"], 1) for k in ("loss", "accuracy")}
         for batch, (x, y, w) in enumerate(batches, start=first_batch):

@@ -1,8 +1,9 @@
-"""Training throughput (images/s) of the network under the trainer's options: float32 or mixed bfloat16,
+"""Training throughput (images/s) of a network under the trainer's options: float32 or mixed bfloat16,
 with and without XLA (`jit_compile`), on random faces so that it needs no dataset.
 
-    python benchmarks/bench_training_speed.py [--image-size 75] [--batch-size 64] [--batches 12]
-        [--variants float32,bfloat16,float32+xla]
+    python benchmarks/bench_training_speed.py [--arch inceptionv3] [--image-size 75] [--batch-size 64]
+        [--batches 12] [--variants float32,bfloat16,float32+xla]
+    python benchmarks/bench_training_speed.py --arch vgg --image-size 44 --variants float32   # the teacher
 
 Each variant runs in its own process (Keras' dtype policy is global), after warm-up batches that are not timed.
 """
@@ -17,21 +18,23 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from training.config import ARCHITECTURES  # noqa: E402
 
 
-def measure(variant: str, image_size: int, batch_size: int, batches: int) -> dict:
+def measure(arch: str, variant: str, image_size: int, batch_size: int, batches: int) -> dict:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, str(REPO))
     import numpy as np
     import keras
 
     precision, _, xla = variant.partition("+")
     if precision == "bfloat16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    from training.model import build_model
+    from training.model import build_network
 
-    model = build_model(image_size)
+    model = build_network(arch, image_size)
     model.compile(optimizer=keras.optimizers.AdamW(5e-4), loss="categorical_crossentropy",
                   jit_compile=bool(xla))
     rng = np.random.default_rng(0)
@@ -43,12 +46,13 @@ def measure(variant: str, image_size: int, batch_size: int, batches: int) -> dic
     for _ in range(batches):
         model.train_on_batch(x, y)
     seconds = time.perf_counter() - started
-    return {"variant": variant, "image_size": image_size, "batch_size": batch_size,
+    return {"arch": arch, "variant": variant, "image_size": image_size, "batch_size": batch_size,
             "images_per_s": round(batches * batch_size / seconds, 1)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="inceptionv3", choices=ARCHITECTURES)
     parser.add_argument("--image-size", type=int, default=75)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--batches", type=int, default=12)
@@ -56,10 +60,10 @@ def main() -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process's variant
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.image_size, args.batch_size, args.batches)))
+        print(json.dumps(measure(args.arch, args.one, args.image_size, args.batch_size, args.batches)))
         return 0
     for variant in args.variants.split(","):
-        out = subprocess.run([sys.executable, __file__, "--one", variant, "--image-size", str(args.image_size),
+        out = subprocess.run([sys.executable, __file__, "--one", variant, "--arch", args.arch, "--image-size", str(args.image_size),
                               "--batch-size", str(args.batch_size), "--batches", str(args.batches)],
                              capture_output=True, text=True)
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]

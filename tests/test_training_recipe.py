@@ -225,3 +225,25 @@ def test_a_run_averages_its_weights_from_the_epoch_asked_and_resumes_the_average
     evaluated = json.loads(run_module("training.evaluate", synthetic_data, "--split", "val", "--weights",
                                       run / "best.keras", "--json").stdout)
     assert evaluated["views"] == "flip" and abs(evaluated["accuracy"] - best["val_accuracy"]) <= 2 / 280
+
+
+def test_a_vgg_teacher_trains_at_the_crop_s_size_teaches_beside_another_model_and_is_never_shipped(
+        synthetic_data, stand_in_model, tmp_path, monkeypatch, capsys):
+    import emotion.registry
+    from training import ship
+
+    run = tmp_path / "vgg"
+    run_module("training.train", "--data", synthetic_data, "--out", run, "--arch", "vgg", "--image-size", "40",
+               "--crop-size", "40", "--batch-size", "16", "--epochs", "1", "--warmup-epochs", "0", "--anneal-epochs",
+               "1", "--recalibrate-images", "0", "--epoch-recalibrate-images", "320")
+    meta = read_metadata(run / "best.keras")
+    assert (meta["architecture"], meta["input_size"], meta["preprocessing"]["crop_size"]) == ("vgg_fer2013", 40, 40)
+
+    made = run_module("training.teacher", stand_in_model, run / "best.keras", "--data", synthetic_data,
+                      "--out", tmp_path / "teacher.npz")  # members of two input sizes (75 and 40 px)
+    assert "ensemble of 2:" in made.stdout and np.load(tmp_path / "teacher.npz")["probabilities"].shape == (280, 7)
+
+    monkeypatch.setattr(emotion.registry, "SHIPPED_MODEL", tmp_path / "shipped.keras")
+    assert ship.main([str(run), "--data", str(synthetic_data)]) == 2
+    assert "is a vgg_fer2013 model; the shipped default is one InceptionV3" in capsys.readouterr().err
+    assert not (tmp_path / "shipped.keras").exists()

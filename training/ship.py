@@ -18,6 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from emotion.preprocess import VIEW_SETS  # noqa: E402
 
+SHIPPED_ARCHITECTURE = "inceptionv3_fer2013"  # the design card's network; a teacher of another kind is not shipped
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__,
@@ -42,9 +44,13 @@ def main(argv=None) -> int:
     if not best.is_file():
         print(f"error: {best} does not exist", file=sys.stderr)
         return 2
-    data = args.data or read_metadata(best).get("data", {}).get("path")
-    faces = load_split(data, args.split)
     metadata = read_metadata(best)
+    if metadata.get("architecture", SHIPPED_ARCHITECTURE) != SHIPPED_ARCHITECTURE:
+        print(f"error: {best} is a {metadata['architecture']} model; the shipped default is one InceptionV3 "
+              "(other networks are teachers: python -m training.teacher)", file=sys.stderr)
+        return 2
+    data = args.data or metadata.get("data", {}).get("path")
+    faces = load_split(data, args.split)
     if args.views:
         metadata["preprocessing"] = {**metadata.get("preprocessing", {}), "views": args.views}
     views = metadata.get("preprocessing", {}).get("views", "centre")

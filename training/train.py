@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     from training.data import DatasetError, class_weights, load_split, training_prior
     from training.averaging import WeightAverage
     from training.metrics import classification_report
-    from training.model import at_input_size, build_model, build_small_cnn, recalibrate_batchnorm
+    from training.model import at_input_size, build_network, recalibrate_batchnorm
     from training.pipeline import batches_per_epoch, training_batches, validation_arrays
 
     run = Path(parsed.out).expanduser()
@@ -186,11 +186,9 @@ def main(argv=None) -> int:
             try:
                 if cfg.init not in ("scratch", "imagenet"):  # a model file to fine-tune, whatever --arch says
                     model = load_keras_model(cfg.init)
-                elif cfg.arch == "small":
-                    model = build_small_cnn(cfg.image_size, dropout=cfg.dropout)
                 else:
-                    model = build_model(cfg.image_size, weights=None if cfg.init == "scratch" else "imagenet",
-                                        dropout=cfg.dropout, bn_momentum=cfg.bn_momentum)
+                    model = build_network(cfg.arch, cfg.image_size, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum,
+                                          weights=None if cfg.init == "scratch" else "imagenet")
             except (ModelFileError, ValueError, OSError) as exc:
                 print(f"error: cannot start from {cfg.init}: {exc}", file=sys.stderr)
                 return 2

@@ -243,7 +243,38 @@ def test_a_vgg_teacher_trains_at_the_crop_s_size_teaches_beside_another_model_an
                       "--out", tmp_path / "teacher.npz")  # members of two input sizes (75 and 40 px)
     assert "ensemble of 2:" in made.stdout and np.load(tmp_path / "teacher.npz")["probabilities"].shape == (280, 7)
 
+    student = run_module("training.train", "--data", synthetic_data, "--out", tmp_path / "student", "--arch", "small",
+                         "--crop-size", "44", "--batch-size", "16", "--epochs", "1", "--max-batches", "4",
+                         "--recalibrate-images", "0", "--epoch-recalibrate-images", "0",
+                         "--teacher", f"{stand_in_model},{run / 'best.keras'}", "--distill", "0.7")
+    assert "distilling from 2 model(s) online: targets 0.3 label + 0.7 teacher" in student.stdout
+    assert (tmp_path / "student" / "best.keras").is_file()
+
     monkeypatch.setattr(emotion.registry, "SHIPPED_MODEL", tmp_path / "shipped.keras")
     assert ship.main([str(run), "--data", str(synthetic_data)]) == 2
     assert "is a vgg_fer2013 model; the shipped default is one InceptionV3" in capsys.readouterr().err
     assert not (tmp_path / "shipped.keras").exists()
+
+
+def test_online_teachers_see_the_student_s_view_framed_as_they_were_trained(stand_in_model, tmp_path):
+    from emotion.model_io import load_keras_model, save_model
+    from training.model import build_vgg
+    from training.teacher import OnlineTeachers, model_files
+
+    vgg_file = tmp_path / "vgg.keras"
+    save_model(build_vgg(40), vgg_file, {"preprocessing": {"crop_size": 40}})
+    x = tf.random.uniform((6, 75, 75, 3), -1, 1, seed=1)  # a student batch: 44 px crops at 75 px
+    y = np.eye(7, dtype=np.float32)[[0, 1, 2, 3, 4, 5]]
+
+    same = OnlineTeachers([str(stand_in_model)], student_crop=0)  # trained on whole faces, as the student
+    np.testing.assert_allclose(same.probabilities(x), load_keras_model(stand_in_model).predict_on_batch(x), atol=1e-6)
+    framed = OnlineTeachers([str(vgg_file)], student_crop=44)  # the centre 40/44 of the view, at 40 px
+    expected = load_keras_model(vgg_file).predict_on_batch(tf.image.resize(tf.image.central_crop(x, 40 / 44), (40, 40)))
+    np.testing.assert_allclose(framed.probabilities(x), expected, atol=1e-6)
+
+    both = OnlineTeachers([str(stand_in_model), str(vgg_file)], student_crop=44)
+    blended = both.blend(x, y, 0.25)
+    assert blended.shape == (6, 7) and np.allclose(blended.sum(axis=1), 1, atol=1e-5)
+    assert np.all(blended[np.arange(6), np.arange(6)] >= 0.75)  # the label keeps its share
+    assert model_files(f"{stand_in_model}, {vgg_file}") == [str(stand_in_model), str(vgg_file)]
+    assert model_files("teacher.npz") == [] and model_files("a.keras,teacher.npz") == []

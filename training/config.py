@@ -85,7 +85,9 @@ class TrainConfig:
     mixup: float = knob(0.0, "mixup: blend pairs of training faces and their labels by a Beta(a, a) weight (0 = off)",
                         low=0.0, high=10.0, page={"label": "Mixup alpha (0 = off)", "step": 0.1})
     teacher: str = knob("", "knowledge distillation: a file of python -m training.teacher (models' probabilities for "
-                            "every training face); each target becomes a blend of the label and them ('' = off)")
+                            "every training face), or model files separated by commas that label each augmented "
+                            "batch as the student sees it (online); each target becomes a blend of the label and "
+                            "the teacher's probabilities ('' = off)")
     distill: float = knob(0.5, "with --teacher: the share of each training target taken from the teacher's "
                                "probabilities (the rest is the one-hot label)", low=0.0, high=1.0)
     average_from: int = knob(0, "stochastic weight averaging: from this epoch on, average the weights after each "

@@ -3,6 +3,7 @@
     python -m training.teacher weights/inceptionv3_fer2013.keras ~/.cache/class-mood/cycle3-best.keras \
         --data ../shared/datasets/fer2013 --out ~/.cache/class-mood/teacher.npz
     python -m training.train ... --teacher ~/.cache/class-mood/teacher.npz --distill 0.5
+    python -m training.train ... --teacher weights/inceptionv3_fer2013.keras,runs/vgg1/best.keras   # online
 
 The members' uncalibrated probabilities (each through its own test-time views, flip by default) are averaged
 over the models: a temporary ensemble that is sharper than any one member, shipped never, only learnt from
@@ -10,6 +11,10 @@ over the models: a temporary ensemble that is sharper than any one member, shipp
 distillation costs a training run nothing per step. Rows are keyed by each face's pixels (SHA-1), so a run on a
 subset (--limit) or in another order finds its own. The ensemble's accuracy on the validation split is printed
 and stored: a teacher no better than the student has little to teach.
+
+Online teachers (`OnlineTeachers`, model files given to `--teacher`) label each augmented training batch as the
+student sees it instead: the same crop, turn, cutout and mixup blend ("consistent teaching", Beyer et al. 2022),
+at the cost of one forward pass of every member per batch.
 """
 from __future__ import annotations
 
@@ -63,6 +68,55 @@ def load_targets(path: str | Path, images: np.ndarray) -> np.ndarray:
                          "make it from the same data (python -m training.teacher --data ...)")
     targets = probabilities[rows].astype(np.float64)
     return targets / targets.sum(axis=1, keepdims=True)
+
+
+MODEL_SUFFIXES = (".keras", ".h5")
+
+
+def model_files(teacher: str) -> list[str]:
+    """The model files of a --teacher value ("a.keras,b.keras"), or [] for a teacher file (.npz)."""
+    parts = [part.strip() for part in teacher.split(",") if part.strip()]
+    return parts if parts and all(part.lower().endswith(MODEL_SUFFIXES) for part in parts) else []
+
+
+class OnlineTeachers:
+    """Models whose mean probabilities for each augmented training batch become part of its targets.
+
+        teachers = OnlineTeachers(["swa2.keras", "vgg1.keras"], student_crop=44)
+        y = teachers.blend(x, y, distill=0.5)   # x: the student's batch (N, size, size, 3) in [-1, 1]
+
+    Each member sees the student's very view, framed as it was trained: a member trained on smaller crops of
+    the 48 px face (40 px where the student's are 44) gets the centre of the student's crop that covers its own
+    share of the face, resized to its input side. Raw (uncalibrated) probabilities, as `python -m
+    training.teacher` stores."""
+
+    def __init__(self, paths: list[str], *, student_crop: int):
+        from emotion.model_io import load_keras_model, read_metadata
+        from emotion.preprocess import SOURCE_SIZE
+
+        self.members = []
+        for path in paths:
+            model = load_keras_model(Path(path).expanduser())
+            crop = read_metadata(Path(path).expanduser()).get("preprocessing", {}).get("crop_size") or SOURCE_SIZE
+            self.members.append((model, model.input_shape[1], min(crop / (student_crop or SOURCE_SIZE), 1.0)))
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def probabilities(self, x) -> np.ndarray:
+        import tensorflow as tf
+
+        rows = []
+        for model, size, share in self.members:
+            view = tf.image.central_crop(x, share) if share < 1 else x
+            if view.shape[1] != size:
+                view = tf.image.resize(view, (size, size), method="bilinear")
+            rows.append(model.predict_on_batch(view))
+        return np.mean(rows, axis=0)
+
+    def blend(self, x, y, distill: float) -> np.ndarray:
+        """(1 - distill) * y + distill * the members' mean probabilities for x."""
+        return ((1 - distill) * np.asarray(y) + distill * self.probabilities(x)).astype(np.float32)
 
 
 def main(argv=None) -> int:

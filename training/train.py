@@ -146,16 +146,20 @@ def main(argv=None) -> int:
     if len(train) < cfg.batch_size:
         print(f"error: {len(train)} training images, fewer than one batch of {cfg.batch_size}", file=sys.stderr)
         return 2
-    teacher = None
+    teacher, online_teacher = None, None  # fixed targets of the clean faces, or models that label each batch
     if cfg.teacher:
-        from training.teacher import load_targets
+        from training.teacher import OnlineTeachers, load_targets, model_files
 
         try:
-            teacher = load_targets(cfg.teacher, train.images)
-        except ValueError as exc:
+            if model_files(cfg.teacher):
+                online_teacher = OnlineTeachers(model_files(cfg.teacher), student_crop=cfg.crop_size)
+            else:
+                teacher = load_targets(cfg.teacher, train.images)
+        except (ValueError, ModelFileError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(f"distilling from {cfg.teacher}: targets {1 - cfg.distill:g} label + {cfg.distill:g} teacher")
+        source = f"{len(online_teacher)} model(s) online" if online_teacher else cfg.teacher
+        print(f"distilling from {source}: targets {1 - cfg.distill:g} label + {cfg.distill:g} teacher")
     weights_per_class = class_weights(train.labels, cfg.balance)
     trained_under = training_prior(train.labels, cfg.balance)  # stored with every best model, for the mix estimate
     val_x, val_y = validation_arrays(val, cfg.image_size, cfg.crop_size, views=cfg.val_views)
@@ -263,6 +267,8 @@ def main(argv=None) -> int:
         for batch, (x, y, w) in enumerate(batches, start=first_batch):
             lr = scheduled_lr(epoch, batch)
             model.optimizer.learning_rate.assign(lr)
+            if online_teacher is not None:
+                y = online_teacher.blend(x, y, cfg.distill)
             now = model.train_on_batch(x, y, sample_weight=w, return_dict=True)
             done_now = batch + 1 - first_batch
             sums = {"batches": sums["batches"] + 1, "loss": sums["loss"] + float(now["loss"]),

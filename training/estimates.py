@@ -37,8 +37,10 @@ class Speeds:
 # Measured on this 2-core machine at 75 px. InceptionV3 float32 (benchmarks/bench_training_speed.py): ~135 images/s
 # on random tensors, ~95 with the input pipeline; a real FER2013 epoch (28,709 images) took 5-6 min plus ~25 s of
 # BatchNorm recalibration (6,400 faces) and ~15 s of validation (3,589 faces), i.e. inference at ~250 images/s;
-# start-up ~30 s. The small CNN: a 3-epoch run of the tests' drawn faces (~270 images/s, 10 s to start).
-REFERENCE = {"inceptionv3": (95.0, 250.0, 30.0), "small": (270.0, 800.0, 10.0)}
+# start-up ~30 s. The VGG teacher: ~280 images/s at 40 px with the input pipeline, epochs of 1.9 min with their
+# validation (vgg1), i.e. ~80 and ~430 at 75 px by pixel count. The small CNN: a 3-epoch run of the tests' drawn
+# faces (~270 images/s, 10 s to start).
+REFERENCE = {"inceptionv3": (95.0, 250.0, 30.0), "vgg": (80.0, 430.0, 15.0), "small": (270.0, 800.0, 10.0)}
 REFERENCE_SIZE = 75
 RECENT_EPOCHS = 5  # a running run's epoch time: the median of its last epochs
 RATE_WEIGHT_BATCHES = 20  # the current epoch's measured rate counts as much as the prior after this many batches

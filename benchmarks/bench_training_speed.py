@@ -3,7 +3,7 @@ with and without XLA (`jit_compile`), on random faces so that it needs no datase
 
     python benchmarks/bench_training_speed.py [--arch inceptionv3] [--image-size 75] [--batch-size 64]
         [--batches 12] [--variants float32,bfloat16,float32+xla]
-    python benchmarks/bench_training_speed.py --arch vgg --image-size 44 --variants float32   # the teacher
+    python benchmarks/bench_training_speed.py --arch vgg --image-size 40 --variants float32   # the teacher
 
 Each variant runs in its own process (Keras' dtype policy is global), after warm-up batches that are not timed.
 """
@@ -63,8 +63,9 @@ def main() -> int:
         print(json.dumps(measure(args.arch, args.one, args.image_size, args.batch_size, args.batches)))
         return 0
     for variant in args.variants.split(","):
-        out = subprocess.run([sys.executable, __file__, "--one", variant, "--arch", args.arch, "--image-size", str(args.image_size),
-                              "--batch-size", str(args.batch_size), "--batches", str(args.batches)],
+        out = subprocess.run([sys.executable, __file__, "--one", variant, "--arch", args.arch,
+                              "--image-size", str(args.image_size), "--batch-size", str(args.batch_size),
+                              "--batches", str(args.batches)],
                              capture_output=True, text=True)
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
         print(lines[-1] if lines else json.dumps({"variant": variant, "error": out.stderr.strip()[-400:]}),

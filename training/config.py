@@ -37,9 +37,9 @@ class TrainConfig:
     data: str = knob(MISSING, "FER2013: fer2013.csv or a folder with train/ and val/ emotion folders", fixed=True)
     train_split: str = knob("train", "split to train on (train / Training)", fixed=True)
     val_split: str = knob("val", "split to select the model on (val / PublicTest)", fixed=True)
-    arch: str = knob("inceptionv3", "inceptionv3 = the product's model; vgg = a VGG-style teacher for distillation "
-                                    "at the crop's own size (--image-size 44; not shipped); small = a tiny CNN for "
-                                    "quick trials and tests",
+    arch: str = knob("inceptionv3", "inceptionv3 = the product's model; vgg = a VGG-style teacher for "
+                                    "distillation at the crop's own size (e.g. --image-size 40 --crop-size 40; "
+                                    "never shipped); small = a tiny CNN for quick trials and tests",
                      choices=ARCHITECTURES, fixed=True, page={"label": "Architecture"})
     image_size: int = knob(75, "network input side in px (InceptionV3 needs >= 75)", low=32, high=299, fixed=True,
                            page={"label": "Image size (px)"})

@@ -1,7 +1,7 @@
 """The networks a run can train: InceptionV3 with a seven-emotion head (the product's model), a VGG-style
 teacher for distillation, and a tiny CNN for quick trials and tests.
 
-    model = build_network("inceptionv3", 75)     # or "vgg" at the crop's own size (44), or "small"
+    model = build_network("inceptionv3", 75)     # or "vgg" at the crop's own size (40), or "small"
 """
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def build_vgg(input_size: int = 44, *, width: int = 32, dropout: float = 0.3, bn
 
 def build_network(arch: str, input_size: int, *, dropout: float = 0.3, bn_momentum: float = 0.9,
                   weights: str | None = None) -> keras.Model:
-    """A new network of architecture `arch` (training.config.ARCHITECTURES); `weights` only for InceptionV3 (None or "imagenet")."""
+    """A new network of architecture `arch` (training.config.ARCHITECTURES); `weights` (None or "imagenet")
+    only for InceptionV3."""
     if arch == "small":
         return build_small_cnn(input_size, dropout=dropout)
     if arch == "vgg":

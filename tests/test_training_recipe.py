@@ -242,6 +242,9 @@ def test_a_vgg_teacher_trains_at_the_crop_s_size_teaches_beside_another_model_an
     made = run_module("training.teacher", stand_in_model, run / "best.keras", "--data", synthetic_data,
                       "--out", tmp_path / "teacher.npz")  # members of two input sizes (75 and 40 px)
     assert "ensemble of 2:" in made.stdout and np.load(tmp_path / "teacher.npz")["probabilities"].shape == (280, 7)
+    report = run_module("training.teacher", stand_in_model, run / "best.keras", "--data", synthetic_data)
+    assert "all members agree on" in report.stdout and "at least one is right on" in report.stdout
+    assert "ensemble of 2:" in report.stdout and "teacher probabilities" not in report.stdout
 
     student = run_module("training.train", "--data", synthetic_data, "--out", tmp_path / "student", "--arch", "small",
                          "--crop-size", "44", "--batch-size", "16", "--epochs", "1", "--max-batches", "4",

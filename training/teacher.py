@@ -4,6 +4,7 @@
         --data ../shared/datasets/fer2013 --out ~/.cache/class-mood/teacher.npz
     python -m training.train ... --teacher ~/.cache/class-mood/teacher.npz --distill 0.5
     python -m training.train ... --teacher weights/inceptionv3_fer2013.keras,runs/vgg1/best.keras   # online
+    python -m training.teacher A.keras B.keras --data ../shared/datasets/fer2013   # only: is their mean better?
 
 The members' uncalibrated probabilities (each through its own test-time views, flip by default) are averaged
 over the models: a temporary ensemble that is sharper than any one member, shipped never, only learnt from
@@ -119,6 +120,22 @@ class OnlineTeachers:
         return ((1 - distill) * np.asarray(y) + distill * self.probabilities(x)).astype(np.float32)
 
 
+def report_on(members, faces, split: str, views: str) -> float:
+    """Print each member's accuracy on `faces`, how often the members agree and how often at least one is right
+    (what an ensemble could reach at best), and the ensemble's accuracy, which it returns."""
+    each = [member.predict(faces.images, batch_size=256) for member in members]
+    right = np.array([p.argmax(axis=1) == faces.labels for p in each])
+    for member, hits in zip(members, right):
+        print(f"{member.name}: {hits.mean():.4f} on {split} ({views} views)")
+    if len(members) > 1:
+        predicted = np.array([p.argmax(axis=1) for p in each])
+        print(f"all members agree on {(predicted == predicted[0]).all(axis=0).mean():.1%} of the faces; "
+              f"at least one is right on {right.any(axis=0).mean():.1%}")
+    accuracy = float((np.mean(each, axis=0).argmax(axis=1) == faces.labels).mean())
+    print(f"ensemble of {len(members)}: {accuracy:.4f} on {split}")
+    return accuracy
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.teacher", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,16 +146,19 @@ def main(argv=None) -> int:
     parser.add_argument("--views", default="flip", help="test-time views of every member (centre, flip, five, ten)")
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="soften (> 1) or sharpen (< 1) the mean probabilities: softmax(log p / T)")
-    parser.add_argument("--out", required=True, help="the teacher file (.npz)")
+    parser.add_argument("--out", help="the teacher file (.npz); without it, only the report on the validation split "
+                                      "(is the ensemble worth distilling?)")
     args = parser.parse_args(argv)
     if not args.temperature > 0:
         parser.error("--temperature must be positive")
+    if not args.out and not args.val_split:
+        parser.error("give --out, or a --val-split to report on")
     from emotion.classifier import EmotionClassifier
     from emotion.model_io import ModelFileError
     from training.data import DatasetError, load_split
 
     try:
-        train = load_split(args.data, args.train_split)
+        train = load_split(args.data, args.train_split) if args.out else None
         val = load_split(args.data, args.val_split) if args.val_split else None
         members = [EmotionClassifier.load(m, calibrated=False, views=args.views) for m in args.models]
     except (DatasetError, ModelFileError, OSError) as exc:
@@ -146,12 +166,9 @@ def main(argv=None) -> int:
         return 2
     about = {"models": [str(m) for m in args.models], "views": args.views, "temperature": args.temperature}
     if val is not None:
-        for member in members:
-            accuracy = float((member.predict(val.images, batch_size=256).argmax(axis=1) == val.labels).mean())
-            print(f"{member.name}: {accuracy:.4f} on {args.val_split} ({args.views} views)")
-        accuracy = float((ensemble_probabilities(members, val.images).argmax(axis=1) == val.labels).mean())
-        print(f"ensemble of {len(members)}: {accuracy:.4f} on {args.val_split}")
-        about["val_accuracy"] = accuracy
+        about["val_accuracy"] = report_on(members, val, args.val_split, args.views)
+    if not args.out:
+        return 0
     probabilities = temperature_scale(ensemble_probabilities(members, train.images), args.temperature)
     about["train_accuracy"] = float((probabilities.argmax(axis=1) == train.labels).mean())
     save_targets(Path(args.out).expanduser(), train.images, probabilities, **about)

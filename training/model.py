@@ -91,11 +91,10 @@ def at_input_size(model: keras.Model, input_size: int, *, dropout: float = 0.3,
                   bn_momentum: float = 0.9) -> keras.Model:
     """The same network with the same weights for another input side: both bodies end in global average
     pooling, so no weight depends on the input size, and a run at a larger size can start from a smaller one."""
-    builders = {"inceptionv3_fer2013": lambda: build_model(input_size, dropout=dropout, bn_momentum=bn_momentum),
-                "small_cnn_fer2013": lambda: build_small_cnn(input_size, dropout=dropout)}
-    if model.name not in builders:
-        raise ValueError(f"only {' and '.join(builders)} models can be rebuilt at another size, not {model.name!r}")
-    resized = builders[model.name]()
+    resizable = {"inceptionv3_fer2013": "inceptionv3", "small_cnn_fer2013": "small"}  # vgg's dense layer is not
+    if model.name not in resizable:
+        raise ValueError(f"only {' and '.join(resizable)} models can be rebuilt at another size, not {model.name!r}")
+    resized = build_network(resizable[model.name], input_size, dropout=dropout, bn_momentum=bn_momentum)
     resized.set_weights(model.get_weights())
     return resized
 

@@ -8,6 +8,7 @@ import keras
 from emotion.labels import EMOTIONS
 from emotion.preprocess import SOURCE_SIZE, prepare_faces, scale_pixels
 from training.data import FaceSet
+from training.teacher import distilled
 
 
 def make_augmenter(seed: int, strength: float = 1.0) -> keras.Sequential:
@@ -80,7 +81,7 @@ def training_batches(faces: FaceSet, *, input_size: int, batch_size: int, epoch:
     labels = faces.labels[order]
     onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
     if teacher is not None and distill > 0:
-        onehot = ((1 - distill) * onehot + distill * teacher[order]).astype(np.float32)
+        onehot = distilled(onehot, teacher[order], distill)
     weights = sample_weights[labels].astype(np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((images, onehot, weights))
     dataset = dataset.batch(batch_size, drop_remainder=True).skip(skip_batches)

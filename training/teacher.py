@@ -96,9 +96,9 @@ class OnlineTeachers:
         from emotion.preprocess import SOURCE_SIZE
 
         self.members = []
-        for path in paths:
-            model = load_keras_model(Path(path).expanduser())
-            crop = read_metadata(Path(path).expanduser()).get("preprocessing", {}).get("crop_size") or SOURCE_SIZE
+        for path in map(lambda p: Path(p).expanduser(), paths):
+            model = load_keras_model(path)
+            crop = read_metadata(path).get("preprocessing", {}).get("crop_size") or SOURCE_SIZE
             self.members.append((model, model.input_shape[1], min(crop / (student_crop or SOURCE_SIZE), 1.0)))
 
     def __len__(self) -> int:
@@ -117,7 +117,12 @@ class OnlineTeachers:
 
     def blend(self, x, y, distill: float) -> np.ndarray:
         """(1 - distill) * y + distill * the members' mean probabilities for x."""
-        return ((1 - distill) * np.asarray(y) + distill * self.probabilities(x)).astype(np.float32)
+        return distilled(np.asarray(y), self.probabilities(x), distill)
+
+
+def distilled(labels: np.ndarray, teacher: np.ndarray, distill: float) -> np.ndarray:
+    """Training targets: the blend (1 - distill) * labels + distill * teacher probabilities, float32."""
+    return ((1 - distill) * labels + distill * teacher).astype(np.float32)
 
 
 def report_on(members, faces, split: str, views: str) -> float:

@@ -151,8 +151,9 @@ def main(argv=None) -> int:
         from training.teacher import OnlineTeachers, load_targets, model_files
 
         try:
-            if model_files(cfg.teacher):
-                online_teacher = OnlineTeachers(model_files(cfg.teacher), student_crop=cfg.crop_size)
+            files = model_files(cfg.teacher)
+            if files:
+                online_teacher = OnlineTeachers(files, student_crop=cfg.crop_size)
             else:
                 teacher = load_targets(cfg.teacher, train.images)
         except (ValueError, ModelFileError, OSError) as exc:

@@ -180,6 +180,51 @@ def test_the_last_epochs_anneal_the_lr_down_to_the_minimum(synthetic_data, tmp_p
     np.testing.assert_allclose(lrs, [1e-3, 1e-3, *cosine], rtol=1e-4)
 
 
+def _stopped_mid_anneal(epochs: int, anneal: int, lr: float = 1e-3) -> dict:
+    return {"lr": lr, "status": "stopped", "cosine": {"from": lr, "start": epochs - anneal, "end": epochs,
+                                                       "epochs": epochs, "anneal_epochs": anneal}}
+
+
+def test_a_stopped_run_resumed_with_a_shorter_anneal_goes_on_from_the_lr_it_reached():
+    from training.config import TrainConfig
+    from training.train import cosine_lr, replan_cosine
+
+    state = _stopped_mid_anneal(80, 70)
+    reached = cosine_lr(state["cosine"], 40.5, 1e-5)
+    assert 5e-4 < reached < 7e-4  # 40 % of the way down the old cosine
+    shorter = TrainConfig.from_argv(["--data", "d", "--epochs", "56", "--anneal-epochs", "16", "--min-lr", "1e-5"])
+    replan_cosine(state, 40.5, shorter)
+    plan = state["cosine"]
+    assert cosine_lr(plan, 40.5, 1e-5) == pytest.approx(reached)  # no jump back to the old start (1e-3)
+    assert cosine_lr(plan, 56, 1e-5) == pytest.approx(1e-5)
+    lrs = [cosine_lr(plan, e, 1e-5) for e in np.linspace(40.5, 56, 20)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    replan_cosine(state, 41.0, shorter)  # resumed again with the same flags: the new plan stands
+    assert state["cosine"] == plan
+
+
+def test_a_resume_that_moves_the_anneal_later_holds_the_lr_reached_until_it_starts():
+    from training.config import TrainConfig
+    from training.train import cosine_lr, replan_cosine
+
+    state = _stopped_mid_anneal(30, 24)
+    reached = cosine_lr(state["cosine"], 10, 1e-5)
+    replan_cosine(state, 10, TrainConfig.from_argv(["--data", "d", "--epochs", "60", "--anneal-epochs", "40", "--min-lr", "1e-5"]))
+    assert "cosine" not in state and state["lr"] == pytest.approx(reached)
+
+
+def test_a_finished_run_given_more_epochs_anneals_again_from_its_lr(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    common = ["--data", synthetic_data, "--out", run, "--arch", "small", "--lr", "1e-3", "--min-lr", "1e-5",
+              "--warmup-epochs", "0", "--max-batches", "4", "--batch-size", "16", "--anneal-epochs", "2"]
+    run_module("training.train", *common, "--epochs", "2")
+    run_module("training.train", *common, "--epochs", "4")
+    with open(run / "log.csv") as f:
+        lrs = [float(row["lr"]) for row in csv.DictReader(f)]  # each epoch's LR at its last batch
+    cosine = [1e-5 + (1e-3 - 1e-5) * (1 + np.cos(np.pi * done)) / 2 for done in (3 / 8, 7 / 8)]
+    np.testing.assert_allclose(lrs, [*cosine, *cosine], rtol=1e-4)
+
+
 def test_a_model_is_rebuilt_at_another_input_size_with_its_weights():
     from training.model import at_input_size, batchnorm_layers, build_model
 

@@ -74,6 +74,36 @@ def make_optimizer(cfg: TrainConfig):
     return optimizer
 
 
+def cosine_lr(plan: dict, position: float, min_lr: float) -> float:
+    """The LR at `position` (in epochs) of a cosine from plan["from"] at plan["start"] down to min_lr at plan["end"]."""
+    done = min(max((position - plan["start"]) / max(plan["end"] - plan["start"], 1e-9), 0.0), 1.0)
+    return min_lr + (plan["from"] - min_lr) * (1 + math.cos(math.pi * done)) / 2
+
+
+def replan_cosine(state: dict, position: float, cfg: TrainConfig) -> None:
+    """Fit a stored anneal to the run's current --epochs/--anneal-epochs when a resume changed them.
+
+    A stopped run goes on from the LR it reached at `position` (restarting the stored cosine would make the LR jump
+    back up): past the new anneal's start, down a new cosine to the new end; before it, holding that LR. A finished
+    run given more epochs is a new stage: its anneal starts again from --lr.
+    """
+    plan = state.get("cosine")
+    if not plan or (plan["epochs"], plan["anneal_epochs"]) == (cfg.epochs, cfg.anneal_epochs):
+        return
+    if state.get("status") == "finished":
+        state["lr"] = cfg.lr
+        del state["cosine"]
+        return
+    reached = cosine_lr(plan, position, cfg.min_lr)
+    start = max(cfg.epochs - cfg.anneal_epochs, 0) if cfg.anneal_epochs else cfg.epochs
+    if position < start:
+        state["lr"] = reached
+        del state["cosine"]
+    else:
+        state["cosine"] = {"from": reached, "start": position, "end": cfg.epochs, "epochs": cfg.epochs,
+                           "anneal_epochs": cfg.anneal_epochs}
+
+
 def compile_model(model, cfg: TrainConfig) -> None:
     import keras
 
@@ -115,6 +145,10 @@ def main(argv=None) -> int:
     state = json.loads(state_file.read_text()) if state_file.exists() else None
     if state:
         old = json.loads((run / "config.json").read_text())
+        if "anneal_from" in state:  # a state from before the anneal's plan was stored: the plan of its config
+            epochs, anneal = old["epochs"], old["anneal_epochs"]
+            state["cosine"] = {"from": state.pop("anneal_from"), "start": max(epochs - anneal, 0), "end": epochs,
+                               "epochs": epochs, "anneal_epochs": anneal}
         changed = cfg.changed_fixed(old)
         if changed:
             print(f"error: {run} holds a run with different {', '.join(changed)}; "
@@ -186,7 +220,7 @@ def main(argv=None) -> int:
                       f"at lr {cfg.lr:g}")
                 compile_model(model, cfg)
                 state["lr"] = cfg.lr
-                state.pop("anneal_from", None)
+                state.pop("cosine", None)
         else:
             try:
                 if cfg.init not in ("scratch", "imagenet"):  # a model file to fine-tune, whatever --arch says
@@ -214,17 +248,18 @@ def main(argv=None) -> int:
     stop = StopRequest(run)
     warmup_steps = int(cfg.warmup_epochs * steps)
     anneal_epoch = max(cfg.epochs - cfg.anneal_epochs, 0) if cfg.anneal_epochs else cfg.epochs
+    replan_cosine(state, state["epoch"] + state["batch"] / steps, cfg)
 
     def scheduled_lr(epoch: int, batch: int) -> float:
         """Linear warmup from lr/20, then the plateau-adapted LR, then the cosine anneal."""
         step = epoch * steps + batch
         if step < warmup_steps:
             return cfg.lr * max(1 / 20, (step + 1) / warmup_steps)
-        if epoch < anneal_epoch:
+        if "cosine" not in state and epoch < anneal_epoch:
             return state["lr"]
-        start = state.setdefault("anneal_from", state["lr"])  # kept in the state for resumes
-        done = (step - anneal_epoch * steps) / (cfg.anneal_epochs * steps)
-        return cfg.min_lr + (start - cfg.min_lr) * (1 + math.cos(math.pi * done)) / 2
+        plan = state.setdefault("cosine", {"from": state["lr"], "start": anneal_epoch, "end": cfg.epochs,
+                                           "epochs": cfg.epochs, "anneal_epochs": cfg.anneal_epochs})
+        return cosine_lr(plan, step / steps, cfg.min_lr)  # the plan is kept in the state for resumes
     started = time.time() - state["elapsed"]
 
     def save_checkpoint(status: str) -> None:

@@ -281,3 +281,40 @@ def test_online_teachers_see_the_student_s_view_framed_as_they_were_trained(stan
     assert np.all(blended[np.arange(6), np.arange(6)] >= 0.75)  # the label keeps its share
     assert model_files(f"{stand_in_model}, {vgg_file}") == [str(stand_in_model), str(vgg_file)]
     assert model_files("teacher.npz") == [] and model_files("a.keras,teacher.npz") == []
+
+
+def test_a_sharpness_aware_step_at_radius_zero_is_the_plain_step_and_otherwise_steps_elsewhere():
+    from training.model import build_small_cnn
+    from training.sharpness import SharpnessAwareStep
+    from training.train import compile_model
+
+    cfg = TrainConfig.from_argv(["--data", "d", "--optimizer", "sgd", "--lr", "0.1"])
+    models = [build_small_cnn(32, dropout=0.0) for _ in range(3)]
+    for model in models:
+        model.set_weights(models[0].get_weights())
+        compile_model(model, cfg)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
+    y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, 16)]
+    w = rng.uniform(0.5, 2, 16).astype(np.float32)
+    plain = models[0].train_on_batch(x, y, sample_weight=w, return_dict=True)
+    flat = SharpnessAwareStep(models[1], rho=0.0)(x, y, w)
+    sharp = SharpnessAwareStep(models[2], rho=0.5)(x, y, w)
+    assert flat["loss"] == pytest.approx(plain["loss"], rel=1e-4) == sharp["loss"]  # both at the weights before
+    assert flat["accuracy"] == pytest.approx(plain["accuracy"]) == sharp["accuracy"]
+    trained = [[v.numpy() for v in m.trainable_variables] for m in models]
+    for a, b in zip(trained[0], trained[1]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert max(np.abs(a - c).max() for a, c in zip(trained[0], trained[2])) > 1e-3
+
+
+def test_a_resumed_run_switches_to_sharpness_aware_steps(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    common = ["--data", synthetic_data, "--out", run, "--arch", "small", "--batch-size", "16", "--warmup-epochs",
+              "0", "--anneal-epochs", "1", "--recalibrate-images", "0", "--max-batches", "4"]
+    run_module("training.train", *common, "--epochs", "1")
+    resumed = run_module("training.train", *common, "--epochs", "2", "--sam", "0.05")
+    assert "sharpness-aware steps, rho 0.05" in resumed.stdout
+    state = json.loads((run / "state.json").read_text())
+    assert state["status"] == "finished" and state["epoch"] == 2
+    assert json.loads((run / "config.json").read_text())["sam"] == 0.05

@@ -90,6 +90,10 @@ class TrainConfig:
                             "the teacher's probabilities ('' = off)")
     distill: float = knob(0.5, "with --teacher: the share of each training target taken from the teacher's "
                                "probabilities (the rest is the one-hot label)", low=0.0, high=1.0)
+    sam: float = knob(0.0, "sharpness-aware minimisation: each step takes the gradient at the worst weights within "
+                           "this radius (rho, e.g. 0.05) and costs two passes; a resumed run may switch it on for its "
+                           "last epochs (0 = off)", low=0.0, high=2.0,
+                      page={"label": "Sharpness-aware radius rho (0 = off)", "step": 0.01})
     average_from: int = knob(0, "stochastic weight averaging: from this epoch on, average the weights after each "
                                 "epoch; the mean (BatchNorm statistics re-estimated) is validated beside the "
                                 "weights themselves and kept as the best model when it beats them (0 = off); "

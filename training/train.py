@@ -287,6 +287,13 @@ def main(argv=None) -> int:
     average = WeightAverage(run / "average.npz") if cfg.average_from else None
     averaged = None  # a second model that holds the mean, built at the first averaged epoch
 
+    sam_step = None
+    if cfg.sam:
+        from training.sharpness import SharpnessAwareStep
+
+        sam_step = SharpnessAwareStep(model, cfg.sam)
+        print(f"sharpness-aware steps, rho {cfg.sam:g} (two passes per batch)")
+
     # ---- training loop
     for epoch in range(state["epoch"], cfg.epochs):
         epoch_start, first_batch = time.time(), state["batch"]
@@ -305,7 +312,7 @@ def main(argv=None) -> int:
             model.optimizer.learning_rate.assign(lr)
             if online_teacher is not None:
                 y = online_teacher.blend(x, y, cfg.distill)
-            now = model.train_on_batch(x, y, sample_weight=w, return_dict=True)
+            now = sam_step(x, y, w) if sam_step else model.train_on_batch(x, y, sample_weight=w, return_dict=True)
             done_now = batch + 1 - first_batch
             sums = {"batches": sums["batches"] + 1, "loss": sums["loss"] + float(now["loss"]),
                     "accuracy": sums["accuracy"] + float(now["accuracy"])}

@@ -74,6 +74,11 @@ def make_optimizer(cfg: TrainConfig):
     return optimizer
 
 
+def anneal_start(epochs: int, anneal_epochs: int) -> int:
+    """The epoch the cosine anneal starts at (--anneal-epochs 0: never, i.e. at the end of the run)."""
+    return max(epochs - anneal_epochs, 0) if anneal_epochs else epochs
+
+
 def cosine_lr(plan: dict, position: float, min_lr: float) -> float:
     """The LR at `position` (in epochs) of a cosine from plan["from"] at plan["start"] down to min_lr at plan["end"]."""
     done = min(max((position - plan["start"]) / max(plan["end"] - plan["start"], 1e-9), 0.0), 1.0)
@@ -95,8 +100,7 @@ def replan_cosine(state: dict, position: float, cfg: TrainConfig) -> None:
         del state["cosine"]
         return
     reached = cosine_lr(plan, position, cfg.min_lr)
-    start = max(cfg.epochs - cfg.anneal_epochs, 0) if cfg.anneal_epochs else cfg.epochs
-    if position < start:
+    if position < anneal_start(cfg.epochs, cfg.anneal_epochs):
         state["lr"] = reached
         del state["cosine"]
     else:
@@ -147,7 +151,7 @@ def main(argv=None) -> int:
         old = json.loads((run / "config.json").read_text())
         if "anneal_from" in state:  # a state from before the anneal's plan was stored: the plan of its config
             epochs, anneal = old["epochs"], old["anneal_epochs"]
-            state["cosine"] = {"from": state.pop("anneal_from"), "start": max(epochs - anneal, 0), "end": epochs,
+            state["cosine"] = {"from": state.pop("anneal_from"), "start": anneal_start(epochs, anneal), "end": epochs,
                                "epochs": epochs, "anneal_epochs": anneal}
         changed = cfg.changed_fixed(old)
         if changed:
@@ -247,7 +251,7 @@ def main(argv=None) -> int:
 
     stop = StopRequest(run)
     warmup_steps = int(cfg.warmup_epochs * steps)
-    anneal_epoch = max(cfg.epochs - cfg.anneal_epochs, 0) if cfg.anneal_epochs else cfg.epochs
+    anneal_epoch = anneal_start(cfg.epochs, cfg.anneal_epochs)
     replan_cosine(state, state["epoch"] + state["batch"] / steps, cfg)
 
     def scheduled_lr(epoch: int, batch: int) -> float:

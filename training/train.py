@@ -367,7 +367,8 @@ def main(argv=None) -> int:
             if averaged_report["accuracy"] > report["accuracy"]:
                 candidate, candidate_report = averaged, averaged_report
                 extra = {"weight_average": {"epochs": list(average.epochs)}}
-        improved = candidate_report["accuracy"] > state["best_val_accuracy"]
+        # the first epoch is always kept: a tiny or unlucky run can score 0.0, and a run must end with a model
+        improved = state["best_epoch"] is None or candidate_report["accuracy"] > state["best_val_accuracy"]
         print(f"epoch {epoch + 1}: loss {row['loss']:.4f} acc {row['accuracy']:.4f} val_loss {val_loss:.4f} "
               f"val_acc {report['accuracy']:.4f}{' (best)' if improved else ''} in {row['seconds'] / 60:.1f} min",
               flush=True)
